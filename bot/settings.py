@@ -1,0 +1,150 @@
+"""The one typed settings object, read from the environment and an optional `.env`.
+
+Nothing else in the bot reads the environment. Secrets are `SecretStr`: they never appear in
+reprs, errors, logs or `--help`. May import: bot.errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import SettingsError
+
+Mapping_ = Annotated[dict[str, str], NoDecode]
+SandboxBackend = Literal["bwrap", "docker", "none"]
+
+DEFAULT_MODELS: dict[str, str] = {
+    # A frontier model plans and fixes; small fast models localize, reproduce and review.
+    "planner": "anthropic:claude-sonnet-4-5",
+    "fixer": "anthropic:claude-sonnet-4-5",
+    "localizer": "openai:gpt-4.1-mini",
+    "reproducer": "openai:gpt-4.1-mini",
+    "reviewer": "openai:gpt-4.1-mini",
+}
+
+
+def _parse_mapping(value: Any, name: str) -> dict[str, str]:
+    """Parse `a=b,c=d` (or a dict) into a mapping; used by the *_REPOS variables."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if value is None or value == "":
+        return {}
+    result: dict[str, str] = {}
+    for part in str(value).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, target = part.partition("=")
+        if not sep or not key.strip() or not target.strip():
+            raise ValueError(f"expected KEY=owner/repo pairs separated by commas, got {part!r}")
+        result[key.strip()] = target.strip()
+    return result
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot. Field names are the environment variable names, lowercased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # GitHub App
+    github_app_id: int | None = None
+    github_private_key: SecretStr | None = None
+    github_private_key_path: Path | None = None
+    github_webhook_secret: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    github_app_slug: str | None = None
+    github_trigger_label: str = "selfheal"
+
+    # Sentry (as a signal source)
+    sentry_client_secret: SecretStr | None = None
+    sentry_auth_token: SecretStr | None = None
+    sentry_api_url: str = "https://sentry.io/api/0"
+    sentry_project_repos: Mapping_ = Field(default_factory=dict)
+
+    # PagerDuty
+    pagerduty_webhook_secret: SecretStr | None = None
+    pagerduty_api_token: SecretStr | None = None
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_service_repos: Mapping_ = Field(default_factory=dict)
+    pagerduty_from_email: str | None = None
+
+    # Queue
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Models
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    selfheal_models: Mapping_ = Field(default_factory=dict)
+
+    # The bot's own error reporting
+    sentry_dsn: SecretStr | None = None
+    selfheal_environment: str = "production"
+
+    # Where the bot keeps things
+    selfheal_cache_dir: Path = Path.home() / ".cache" / "selfheal"
+    selfheal_artifacts_dir: Path = Path("selfheal-artifacts")
+    selfheal_sandbox: SandboxBackend = "bwrap"
+
+    @field_validator("sentry_project_repos", "pagerduty_service_repos", "selfheal_models", mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> dict[str, str]:
+        return _parse_mapping(value, "")
+
+    def private_key(self) -> str | None:
+        """The App's private key, from GITHUB_PRIVATE_KEY or the file at GITHUB_PRIVATE_KEY_PATH."""
+        if self.github_private_key is not None:
+            return self.github_private_key.get_secret_value().replace("\\n", "\n")
+        if self.github_private_key_path is not None:
+            try:
+                return self.github_private_key_path.read_text()
+            except OSError as exc:
+                raise SettingsError(
+                    f"GITHUB_PRIVATE_KEY_PATH: cannot read {self.github_private_key_path} "
+                    f"({exc.strerror}); point it at the App's .pem file"
+                ) from exc
+        return None
+
+    def models(self) -> dict[str, str]:
+        """Role -> provider:model, defaults overridden by SELFHEAL_MODELS."""
+        return {**DEFAULT_MODELS, **self.selfheal_models}
+
+
+_EXPECTS = {
+    "int_parsing": "an integer",
+    "literal_error": "one of the listed values",
+    "url_parsing": "a URL",
+    "bool_parsing": "true or false",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+    """Build Settings from `environ` (default: the process environment) and `env_file`.
+
+    Raises SettingsError with one line naming the variable and what it expects.
+    """
+    env = dict(os.environ if environ is None else environ)
+    try:
+        # pydantic-settings reads os.environ itself; pass values explicitly so tests stay hermetic.
+        fields = Settings.model_fields
+        values = {name: env[name.upper()] for name in fields if name.upper() in env}
+        if environ is not None:
+            return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        expects = _EXPECTS.get(error["type"], "")
+        detail = error["msg"].removeprefix("Value error, ") if not expects else f"expected {expects}"
+        if error["type"] == "literal_error":
+            detail = error["msg"].replace("Input should be", "expected")
+        raise SettingsError(f"{name}: invalid value ({detail})") from None
