@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     selfheal_artifacts_dir: Path = Path("selfheal-artifacts")
     selfheal_sandbox: SandboxBackend = "bwrap"
 
-    @field_validator("sentry_project_repos", "pagerduty_service_repos", "selfheal_models", mode="before")
+    @field_validator(
+        "sentry_project_repos", "pagerduty_service_repos", "selfheal_models", mode="before"
+    )
     @classmethod
     def _mapping(cls, value: Any) -> dict[str, str]:
         return _parse_mapping(value, "")
@@ -127,7 +129,9 @@ _EXPECTS = {
 }
 
 
-def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
     """Build Settings from `environ` (default: the process environment) and `env_file`.
 
     Raises SettingsError with one line naming the variable and what it expects.
@@ -144,7 +148,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
         expects = _EXPECTS.get(error["type"], "")
-        detail = error["msg"].removeprefix("Value error, ") if not expects else f"expected {expects}"
+        detail = (
+            error["msg"].removeprefix("Value error, ") if not expects else f"expected {expects}"
+        )
         if error["type"] == "literal_error":
             detail = error["msg"].replace("Input should be", "expected")
         raise SettingsError(f"{name}: invalid value ({detail})") from None
