@@ -140,10 +140,12 @@ def load_settings(
     try:
         # pydantic-settings reads os.environ itself; pass values explicitly so tests stay hermetic.
         fields = Settings.model_fields
-        values = {name: env[name.upper()] for name in fields if name.upper() in env}
+        values: dict[str, Any] = {n: env[n.upper()] for n in fields if n.upper() in env}
         if environ is not None:
-            return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+            values["_env_file"] = None
+        else:
+            values["_env_file"] = env_file
+        return Settings(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
