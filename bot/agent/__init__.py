@@ -1,0 +1,1 @@
+"""The agent team: model providers, tools, the planner and its sub-agents, trajectories."""
