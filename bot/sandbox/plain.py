@@ -36,6 +36,7 @@ class PlainSandbox:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(workdir),
             "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
         start = time.monotonic()
         proc = subprocess.Popen(
