@@ -1,0 +1,165 @@
+"""`heal()`: the stages of a fix job in order, reading like the data flow.
+
+workspace -> repo config -> test plan -> localization -> agent team -> patch -> validation ->
+policy -> artifacts -> delivery. Each stage returns a record that ends up in the report.
+May import: every stage module (workspace, sandbox, toolchain, localize, agent, validate,
+policy, report, delivery); nothing imports this module except the CLI and the worker.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, UsageError
+from bot.evidence import Evidence
+from bot.incident import Incident
+from bot.patch import Patch
+from bot.policy import Action, Decision, Facts, decide
+from bot.repo_config import RepoConfig, load_repo_config
+from bot.report import Report, RoleCost, write_artifacts
+from bot.sandbox import Sandbox
+from bot.settings import Settings
+from bot.toolchain import detect
+from bot.workspace import Workspace, WorkspaceManager
+
+BRANCH_PREFIX = "selfheal/"
+
+# Delivery callback: (workspace, branch, decision, report) -> what was done (JSON-able).
+Deliver = Callable[[Workspace, str, Decision, Report], dict[str, Any]]
+
+
+@dataclass
+class FixRequest:
+    """One job: which repository, which incident, with which models."""
+
+    source: str  # a local path or a clone URL
+    incident: Incident
+    settings: Settings
+    sandbox: Sandbox
+    model_overrides: dict[str, str] = field(default_factory=dict)  # --model ROLE=SPEC
+    out_dir: Path | None = None
+    hint: str | None = None
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    merges_today: int = 0
+    git_env: Callable[[], dict[str, str]] | None = None
+
+
+def branch_name(incident: Incident) -> str:
+    return f"{BRANCH_PREFIX}{incident.short_fingerprint}"
+
+
+def resolve_models(
+    settings: Settings, config: RepoConfig, overrides: dict[str, str]
+) -> dict[str, str]:
+    """Role -> provider:model: settings defaults, then the repo's config, then the command line."""
+    return {**settings.models(), **config.models, **overrides}
+
+
+def heal(request: FixRequest, deliver: Deliver) -> Report:
+    """Run the whole job and deliver its decision. Raises UsageError for bad input only."""
+    from bot.agent.team import AgentTask, run_team
+    from bot.localize import localize
+    from bot.validate import validate
+
+    timing: dict[str, float] = {}
+    started = time.monotonic()
+    settings, incident = request.settings, request.incident
+    manager = WorkspaceManager(settings.selfheal_cache_dir, request.git_env)
+    out = request.out_dir or settings.selfheal_artifacts_dir / request.job_id
+    out.mkdir(parents=True, exist_ok=True)
+
+    mark = time.monotonic()
+    workspace = manager.checkout(request.source, incident.ref, request.job_id)
+    timing["workspace_s"] = time.monotonic() - mark
+    try:
+        config_error: str | None = None
+        try:
+            config = load_repo_config(workspace.path)
+        except ConfigError as exc:
+            config, config_error = RepoConfig(), str(exc)
+        plan = detect(workspace.path, config)
+        models = resolve_models(settings, config, request.model_overrides)
+
+        mark = time.monotonic()
+        localization = localize(incident, workspace.path)
+        timing["localize_s"] = time.monotonic() - mark
+        if incident.frames and not localization.matched_frames:
+            raise UsageError(
+                "none of the incident's stack frames matches a file in the repository; "
+                "check that the incident belongs to this repository and commit"
+            )
+
+        mark = time.monotonic()
+        agent = run_team(
+            AgentTask(
+                incident=incident,
+                workspace=workspace,
+                sandbox=request.sandbox,
+                plan=plan,
+                localization=localization,
+                models=models,
+                budget=config.budget,
+                trajectory_path=out / "trajectory.jsonl",
+                hint=request.hint,
+                settings=settings,
+            )
+        )
+        timing["agent_s"] = time.monotonic() - mark
+
+        patch = Patch.from_diff(workspace.diff())
+        evidence, logs = Evidence(), {}
+        mark = time.monotonic()
+        if not patch.empty:
+            validation = validate(workspace, request.sandbox, plan, config, agent.reproduction_test)
+            evidence, logs = validation.evidence, validation.logs
+        timing["validate_s"] = time.monotonic() - mark
+
+        job_error = None if agent.status == "finished" else f"{agent.status}: {agent.message}"
+        decision = decide(
+            Facts(
+                incident=incident,
+                patch=patch,
+                evidence=evidence,
+                config=config,
+                config_error=config_error,
+                merges_today=request.merges_today,
+                job_error=job_error,
+            )
+        )
+        report = Report(
+            job_id=request.job_id,
+            incident=incident,
+            decision=decision,
+            evidence=evidence,
+            patch=patch,
+            models={role: models[role] for role in agent.usage} or models,
+            scripted=agent.scripted,
+            agent_status=agent.status,
+            summary=agent.summary,
+            root_cause=agent.root_cause,
+            confidence=agent.confidence,
+            agent_message=agent.message,
+            by_role={
+                role: RoleCost(u.calls, u.input_tokens, u.output_tokens, u.usd, u.elapsed_s)
+                for role, u in agent.usage.items()
+            },
+            localization={
+                "files": list(localization.files[:10]),
+                "context_tokens": localization.context_tokens,
+            },
+            timing=timing,
+        )
+        write_artifacts(report, out, logs)
+        if decision.action != Action.REPORT:
+            report.delivery = deliver(workspace, branch_name(incident), decision, report)
+            report.branch = report.delivery.get("branch")
+        timing["total_s"] = time.monotonic() - started
+        write_artifacts(report, out, {})
+        return report
+    finally:
+        manager.remove(workspace)
