@@ -35,6 +35,7 @@ ACCEPTED_FORMATS = (
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_KEEP_NL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 _SHA = re.compile(r"[0-9a-f]{7,40}")
 _NOT_APP_MARKERS = ("/site-packages/", "/dist-packages/", "/node_modules/")
@@ -58,14 +59,26 @@ def clean(value: Any, limit: int = MAX_TITLE_CHARS, *, keep_newlines: bool = Fal
     if len(text) > limit * 4 + 64:  # bound the work before the regex runs
         text = text[: limit * 4 + 64]
     text = strip_ansi(text)
-    text = (_CONTROL_KEEP_NL if keep_newlines else _CONTROL).sub("", text)
     if keep_newlines:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = _CONTROL_KEEP_NL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    else:
+        text = _CONTROL.sub("", _NEWLINES.sub(" ", text))
     text = text.strip()
     if not text:
         return None
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def clean_code_line(value: Any) -> str:
+    """A source line: indentation kept, control characters dropped, length capped."""
+    if not isinstance(value, str):
+        return ""
+    text = _CONTROL.sub("", strip_ansi(value[: MAX_CONTEXT_LINE_CHARS * 2]))
+    text = text.rstrip()
+    if len(text) > MAX_CONTEXT_LINE_CHARS:
+        text = text[: MAX_CONTEXT_LINE_CHARS - 1] + "…"
     return text
 
 
@@ -160,10 +173,7 @@ def make_frame(
     path = clean(file, MAX_PATH_CHARS)
     if path is None:
         return None
-    lines: list[str] = []
-    for raw in list(context)[:MAX_CONTEXT_LINES]:
-        text = clean(raw, MAX_CONTEXT_LINE_CHARS) if isinstance(raw, str) else None
-        lines.append(text if text is not None else "")
+    lines = [clean_code_line(raw) for raw in list(context)[:MAX_CONTEXT_LINES]]
     return Frame(
         file=path,
         line=line_number(line),

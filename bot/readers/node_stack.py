@@ -24,10 +24,9 @@ from bot.readers.common import (
 
 MAX_HEADER_LOOKBACK = 20  # lines above the first `at` line searched for the error line
 
-_LOCATION = re.compile(r"(?P<file>.+?):(?P<line>\d+)(?::(?P<column>\d+))?")
 _EVAL_INNER = re.compile(r"\((?P<loc>[^()]+:\d+:\d+)\)")
 _ERROR_LINE = re.compile(
-    r"(?P<type>[A-Za-z_$][\w$.]{0,200}?(?:Error|Exception|Rejection|Failure)|Error)"
+    r"(?<![\w$.])(?P<type>[A-Za-z_$][\w$.]{0,200}?(?:Error|Exception|Rejection|Failure)|Error)"
     r"(?: \[(?P<code>[\w-]{1,100})\])?(?:: (?P<message>.*)|\s*$)"
 )
 _NO_LOCATION = ("native", "<anonymous>", "unknown location")
@@ -60,13 +59,19 @@ def _parse_frame(text: str) -> tuple[str, str, str | None] | None:
         location = inner["loc"]
     if location in _NO_LOCATION or location.startswith("index "):
         return None
-    match = _LOCATION.fullmatch(location)
-    if match is None:
+    # file:line:column (or file:line); split from the right, the file may hold colons.
+    parts = location.rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        file, line = parts[0], parts[1]
+    elif len(parts) >= 2 and parts[-1].isdigit():
+        file, line = location.rsplit(":", 1)[0], parts[-1]
+    else:
         return None
-    file = match["file"]
+    if not file:
+        return None
     if file.startswith("file://"):
         file = file[7:]
-    return file, match["line"], function
+    return file, line, function
 
 
 def contains_node_stack(text: str) -> bool:

@@ -53,6 +53,8 @@ def from_pagerduty_webhook(
     payload = require_mapping(payload, "body", "PagerDuty webhook")
     event = require_mapping(payload.get("event"), "event", "PagerDuty webhook")
     event_type = clean(event.get("event_type"), 100)
+    if event_type == "pagey.ping":
+        raise IncidentFormatError("PagerDuty webhook: event.event_type 'pagey.ping' is a test ping")
     data = require_mapping(event.get("data"), "event.data", "PagerDuty webhook")
     if data.get("type") == "incident" or "incident" not in data:
         incident = data
@@ -60,8 +62,6 @@ def from_pagerduty_webhook(
     else:  # incident.annotated and other sub-resources carry a reference to the incident
         incident = require_mapping(data.get("incident"), "event.data.incident", "PagerDuty webhook")
         base = "event.data.incident"
-    if event_type == "pagey.ping":
-        raise IncidentFormatError("PagerDuty webhook: event.event_type 'pagey.ping' is a test ping")
     incident_id = require_text(incident.get("id"), f"{base}.id", "PagerDuty webhook")
     repo, service_id, service_name = _service_repo(incident.get("service"), service_repos)
     priority = clean(get(incident, "priority", "summary"), 50)

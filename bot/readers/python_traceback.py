@@ -31,12 +31,18 @@ CHAIN_MARKERS = (
 MAX_MESSAGE_LINES = 50
 MAX_CHAIN = 5
 
-_FRAME = re.compile(r'\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<function>.+?))?\s*$')
+_FRAME = re.compile(r'\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<function>.+))?$')
 _FRAME_ANYWHERE = re.compile(
-    r'File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<function>.+?))?\s*$'
+    r'File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<function>.+))?$'
 )
 _EXCEPTION = re.compile(r"(?P<type>[A-Za-z_][\w.]{0,200})(?::(?P<message>.*))?")
 _CARETS = re.compile(r"\s*[\^~]+\s*")
+# A line that starts a new log record ends a multi-line exception message.
+_LOG_RECORD = re.compile(
+    r"\s*\[?(\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2})"
+    r"|(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\b"
+    r"|[\w.]+:(DEBUG|INFO|WARNING|ERROR|CRITICAL):"
+)
 
 
 @dataclass
@@ -108,7 +114,12 @@ def _parse_block(lines: list[str], start: int, stop: int) -> _Block:
         if prefix is None:  # continuation lines of a multi-line message
             while index < stop and len(message_lines) < MAX_MESSAGE_LINES:
                 follow = lines[index]
-                if not follow.strip() or HEADER in follow or follow.strip() in CHAIN_MARKERS:
+                if (
+                    not follow.strip()
+                    or HEADER in follow
+                    or follow.strip() in CHAIN_MARKERS
+                    or _LOG_RECORD.match(follow)
+                ):
                     break
                 message_lines.append(follow.rstrip())
                 index += 1

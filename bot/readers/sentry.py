@@ -224,7 +224,8 @@ def from_sentry_event(
             platform=clean(event.get("platform")),
             culprit=clean(event.get("culprit")),
             environment=clean(event.get("environment")) or clean(tags.get("environment")),
-            release=release if release and release != ref else None,
+            release=release,
+            ref_hint=release if release and ref is None else None,
             handled=get(raised, "mechanism", "handled"),
             chained_exceptions=[
                 f"{get(v, 'type')}: {get(v, 'value')}" for v in values[:-1] if get(v, "type")
