@@ -4,7 +4,8 @@ JSON objects are matched by shape: a wrapper `{"headers", "body"}` is unwrapped 
 `Sentry-Hook-Resource` header, when present, names the Sentry resource); then a PagerDuty V3
 webhook (`event.event_type`), a PagerDuty alerts response (`alerts`), a Sentry webhook
 (`action` + `data`), a Sentry issue (`shortId` + `metadata`) or a Sentry event (`entries`,
-`exception`, `eventID`/`event_id`). Text is searched for a Python traceback, then a Node.js
+`exception`, `eventID`/`event_id`); any other JSON object, or a JSON-lines log, is searched
+for a string holding a traceback. Text is searched for a Python traceback, then a Node.js
 stack. May import: bot.errors, bot.incident, bot.readers.*.
 """
 
@@ -17,13 +18,14 @@ from typing import Any
 
 from bot.errors import IncidentFormatError
 from bot.incident import Incident
-from bot.readers.common import ACCEPTED_FORMATS, MAX_FILE_BYTES, one_line
+from bot.readers.common import ACCEPTED_FORMATS, MAX_FILE_BYTES, iter_strings, one_line
 from bot.readers.node_stack import contains_node_stack, from_node_stack
 from bot.readers.pagerduty import from_pagerduty_alerts, from_pagerduty_webhook
 from bot.readers.python_traceback import contains_python_traceback, from_python_traceback
 from bot.readers.sentry import from_sentry_event, from_sentry_issue, from_sentry_webhook
 
 _TEXT_CONTROL_LIMIT = 0.05  # share of control characters above which input is binary
+MAX_JSON_LINES = 100_000  # records of a JSON-lines log looked at
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -57,6 +59,35 @@ def _looks_binary(text: str) -> bool:
     sample = text[:65536]
     controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\x1b\x0c")
     return controls > len(sample) * _TEXT_CONTROL_LIMIT
+
+
+def _stack_in_json(values: list[Any]) -> Incident | None:
+    """The last traceback or stack held in a string of JSON log records (structlog, pino)."""
+    found: tuple[str, str] | None = None
+    for value in values:
+        for text in iter_strings(value):
+            if contains_python_traceback(text):
+                found = ("python", text)
+            elif "    at " in text and contains_node_stack(text):
+                found = ("nodejs", text)
+    if found is None:
+        return None
+    kind, text = found
+    return from_python_traceback(text) if kind == "python" else from_node_stack(text)
+
+
+def _json_lines(text: str) -> list[Any] | None:
+    """Records of a JSON-lines log, or None when the text is not one."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2 or not all(line.lstrip().startswith("{") for line in lines[:3]):
+        return None
+    records: list[Any] = []
+    for line in lines[:MAX_JSON_LINES]:
+        try:
+            records.append(json.loads(line))
+        except (ValueError, RecursionError):
+            continue
+    return records or None
 
 
 def _from_json(
@@ -103,6 +134,9 @@ def _from_json(
         )
     ):
         return from_sentry_event(value, project_repos=project_repos)
+    logged = _stack_in_json([value])
+    if logged is not None:
+        return logged
     keys = ", ".join(sorted(str(k) for k in list(value)[:8]))
     raise IncidentFormatError(
         f"incident JSON matches no known shape (top-level keys: {one_line(keys, 120)}); "
@@ -153,12 +187,19 @@ def parse_incident(
         else:
             return _from_json(value, project_repos, service_repos)
 
+    if json_error is not None:
+        records = _json_lines(stripped)
+        logged = _stack_in_json(records) if records else None
+        if logged is not None:
+            return logged
     if contains_python_traceback(stripped):
         return from_python_traceback(stripped)
     if contains_node_stack(stripped):
         return from_node_stack(stripped)
     if json_error is not None:
-        raise IncidentFormatError(f"incident looks like JSON but is invalid ({json_error})")
+        raise IncidentFormatError(
+            f"incident looks like JSON but is invalid ({json_error}); {ACCEPTED_FORMATS}"
+        )
     raise IncidentFormatError(
         f"incident text holds no Python traceback or Node.js stack trace; {ACCEPTED_FORMATS}"
     )

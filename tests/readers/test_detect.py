@@ -249,3 +249,28 @@ def test_giant_single_line_is_handled_quickly() -> None:
     _error("at " * 3_000_000)
     _error("(" + "a" * 5_000_000)
     assert time.monotonic() - started < 10
+
+
+def test_json_log_record_holding_a_traceback() -> None:
+    record = {"level": "error", "event": "checkout failed", "exception": PY_TRACE}
+    incident = parse_incident(json.dumps(record))
+    assert incident.source == "traceback"
+    assert incident.error_type == "ZeroDivisionError"
+
+
+def test_json_lines_log_uses_the_last_stack() -> None:
+    lines = [
+        {"level": 30, "msg": "listening"},
+        {"level": 50, "msg": "old", "err": {"stack": NODE_STACK.replace("x is", "old is")}},
+        {"level": 50, "msg": "boom", "err": {"stack": NODE_STACK}},
+        {"level": 30, "msg": "recovered"},
+    ]
+    incident = parse_incident("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert incident.source == "nodejs"
+    assert incident.error_message == "x is not a function"
+    assert incident.frames[-1].file == "/app/src/cart.js"
+
+
+def test_json_lines_without_a_stack_is_refused() -> None:
+    message = _error('{"level": 30, "msg": "a"}\n{"level": 30, "msg": "b"}\n')
+    assert "invalid" in message

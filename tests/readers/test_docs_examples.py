@@ -17,6 +17,7 @@ EXPECTED_SOURCE = {
     "PagerDuty incident alerts": "pagerduty",
     "Python traceback": "traceback",
     "Node.js stack trace": "nodejs",
+    "JSON logs": "traceback",
 }
 
 
