@@ -56,6 +56,11 @@ def from_pagerduty_webhook(
     if event_type == "pagey.ping":
         raise IncidentFormatError("PagerDuty webhook: event.event_type 'pagey.ping' is a test ping")
     data = require_mapping(event.get("data"), "event.data", "PagerDuty webhook")
+    resource_type = clean(event.get("resource_type"), 50)
+    if resource_type not in (None, "incident"):
+        raise IncidentFormatError(
+            f"PagerDuty webhook: event.resource_type {resource_type!r} is not an incident"
+        )
     if data.get("type") == "incident" or "incident" not in data:
         incident = data
         base = "event.data"

@@ -61,10 +61,17 @@ def contains_python_traceback(text: str) -> bool:
 
 
 def _prefix_pattern(prefix: str) -> re.Pattern[str] | None:
-    """A pattern for the per-line log prefix seen before the header (digits may vary)."""
+    """A pattern for the per-line log prefix seen before the header.
+
+    Every run of digits may change from line to line, in value and in width (timestamps whose
+    trailing zeros are trimmed, a counter passing 9).
+    """
     if not prefix:
         return None
-    parts = [r"\d" if ch.isdigit() else re.escape(ch) for ch in prefix[:200]]
+    parts = [
+        r"\d+" if run[0].isdigit() else re.escape(run)
+        for run in re.findall(r"\d+|\D+", prefix[:200])
+    ]
     return re.compile("".join(parts))
 
 

@@ -167,3 +167,15 @@ def test_alerts_bad_shapes(body: dict[str, Any], needle: str) -> None:
     with pytest.raises(IncidentFormatError) as caught:
         from_pagerduty_alerts(body)
     assert needle in str(caught.value)
+
+
+def test_service_events_are_refused() -> None:
+    body = {
+        "event": {
+            "event_type": "service.updated",
+            "resource_type": "service",
+            "data": {"id": "PF9KMXH", "type": "service", "summary": "API Service"},
+        }
+    }
+    with pytest.raises(IncidentFormatError, match="resource_type 'service' is not an incident"):
+        from_pagerduty_webhook(body)

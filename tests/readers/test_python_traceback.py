@@ -73,7 +73,12 @@ def test_unrelated_earlier_traceback_is_not_a_chain() -> None:
 
 @pytest.mark.parametrize(
     "prefix",
-    ["web-1  | ", "2026-11-30T09:14:0{n}.118Z app[web.1]: ", "    "],
+    [
+        "web-1  | ",
+        "2026-11-30T09:14:0{n}.118Z app[web.1]: ",
+        "2026-11-30T09:14:02.{n}1{n}Z ",  # nanoseconds with trailing zeros trimmed
+        "    ",
+    ],
 )
 def test_traceback_inside_prefixed_log_lines(prefix: str) -> None:
     body = [
@@ -84,7 +89,7 @@ def test_traceback_inside_prefixed_log_lines(prefix: str) -> None:
         "    charge(None)",
         "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'",
     ]
-    text = "\n".join(prefix.format(n=n) + line for n, line in enumerate(body))
+    text = "\n".join(prefix.format(n=n * 111) + line for n, line in enumerate(body))
     incident = from_python_traceback("boot ok\n" + text + "\n")
     assert incident.error_type == "TypeError"
     assert incident.error_message == "unsupported operand type(s) for +: 'NoneType' and 'int'"
