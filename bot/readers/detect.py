@@ -42,6 +42,13 @@ def _decode(data: bytes) -> str:
         raise IncidentFormatError(
             f"incident is {len(data)} bytes, over the {MAX_FILE_BYTES // (1024 * 1024)} MB limit"
         )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM (PowerShell's `>`)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise IncidentFormatError(
+                f"incident starts with a UTF-16 mark but is not UTF-16 text; {ACCEPTED_FORMATS}"
+            ) from exc
     if b"\x00" in data:
         raise IncidentFormatError(
             f"incident is binary data (NUL bytes), not text; {ACCEPTED_FORMATS}"

@@ -71,6 +71,8 @@ def test_text_and_bytes_and_bom() -> None:
     assert parse_incident(PY_TRACE.encode()).error_type == "ZeroDivisionError"
     assert parse_incident(b"\xef\xbb\xbf" + PY_TRACE.encode()).error_type == "ZeroDivisionError"
     assert parse_incident(PY_TRACE.replace("\n", "\r\n")).frames[0].line == 27
+    powershell = PY_TRACE.replace("\n", "\r\n").encode("utf-16")  # BOM + UTF-16LE
+    assert parse_incident(powershell).error_type == "ZeroDivisionError"
 
 
 def test_project_repos_reach_the_reader(fixture_path: PathOf) -> None:
