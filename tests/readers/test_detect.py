@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.errors import IncidentFormatError, UsageError
+from bot.incident import Incident
 from bot.readers import (
     MAX_FILE_BYTES,
     MAX_FRAMES,
@@ -276,3 +277,21 @@ def test_json_lines_log_uses_the_last_stack() -> None:
 def test_json_lines_without_a_stack_is_refused() -> None:
     message = _error('{"level": 30, "msg": "a"}\n{"level": 30, "msg": "b"}\n')
     assert "invalid" in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sentry-api.event.python.json",
+        "sentry-issue.created.json",
+        "sentry-event_alert.triggered.json",
+        "sentry-error.created.json",
+        "pagerduty-incident.priority_updated.json",
+        "pagerduty-rest.incident-alerts.response.json",
+    ],
+)
+def test_incidents_survive_a_json_round_trip(fixture_path: PathOf, name: str) -> None:
+    """What a reader returns can travel through the queue as JSON unchanged."""
+    incident = read_incident(fixture_path(name))
+    again = Incident.from_dict(json.loads(json.dumps(incident.to_dict())))
+    assert again == incident
