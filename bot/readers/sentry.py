@@ -33,6 +33,7 @@ from bot.readers.common import (
 )
 
 SENTRY_RESOURCES = ("issue", "event_alert", "error")  # webhook resources that carry an error
+MAX_CHAIN = 20  # chained exception values looked at
 _PROJECT_URL = re.compile(r"/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/")
 _ORG_URL = re.compile(r"/organizations/(?P<org>[^/]+)/")
 
@@ -154,7 +155,8 @@ def from_sentry_event(
     where = path or "event"
     event = require_mapping(event, where, "Sentry event")
     tags = _tags(event)
-    values = [v for v in _exception_values(event) if isinstance(v, Mapping)]
+    # The raised exception is last; a hostile chain is cut to its newest links.
+    values = [v for v in _exception_values(event)[-MAX_CHAIN:] if isinstance(v, Mapping)]
     raised = values[-1] if values else {}
     stacktrace = None
     for value in reversed(values):  # the raised exception, or the nearest one with frames
