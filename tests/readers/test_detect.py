@@ -295,3 +295,13 @@ def test_incidents_survive_a_json_round_trip(fixture_path: PathOf, name: str) ->
     incident = read_incident(fixture_path(name))
     again = Incident.from_dict(json.loads(json.dumps(incident.to_dict())))
     assert again == incident
+
+
+def test_huge_exception_chain_is_cut_to_its_newest_links() -> None:
+    value = {"type": "E", "value": "v" * 40, "stacktrace": {"frames": [{"filename": "a.py"}]}}
+    event = {"title": "x", "exception": {"values": [value] * 60_000}}
+    started = time.monotonic()
+    incident = parse_incident(json.dumps(event))
+    assert time.monotonic() - started < 10
+    assert len(incident.extra["chained_exceptions"]) <= 20
+    assert len(incident.frames) == 1
