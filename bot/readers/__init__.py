@@ -4,7 +4,7 @@
 per-format readers take already-parsed payloads (the webhook receiver calls
 `from_sentry_webhook` and `from_pagerduty_webhook` directly). Every reader raises
 `bot.errors.IncidentFormatError` with one line on bad input; docs/incident-formats.md lists
-the accepted formats. May import: bot.errors, bot.incident.
+the accepted formats. May import: bot.errors, bot.incident, bot.readers.*.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ MAX_SCAN_STRINGS = 10_000  # how many strings such a walk looks at
 ACCEPTED_FORMATS = (
     "accepted: a Sentry event (REST API JSON), a Sentry webhook (issue, event_alert, error), "
     "a PagerDuty V3 webhook, a PagerDuty incident alerts response, a Python traceback, "
-    "a Node.js stack trace (see docs/incident-formats.md)"
+    "a Node.js stack trace, or a JSON log holding one of those (see docs/incident-formats.md)"
 )
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
