@@ -125,9 +125,15 @@ def _normalize_path(path: str) -> str:
 def compute_fingerprint(incident: Incident) -> str:
     """A stable id for "the same problem": repo, error type and the innermost in-app frames.
 
+    Sentry incidents use Sentry's own grouping (the issue id) when they carry it.
     The message is left out on purpose: it often carries values (ids, amounts) that change
     from event to event. Without frames, the source's own id (or the title) stands in.
     """
+    if incident.source == "sentry" and incident.external_id:
+        # Sentry already groups events into issues: an issue webhook (no frames) and the
+        # events of that issue must land on the same fingerprint, branch and PR.
+        key = f"{incident.repo or ''}\nsentry-issue:{incident.external_id}"
+        return hashlib.sha256(key.encode()).hexdigest()
     frames = incident.in_app_frames or incident.frames
     parts = [incident.repo or "", incident.error_type or ""]
     if frames:
