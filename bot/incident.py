@@ -114,12 +114,13 @@ class Incident:
 
 
 def _normalize_path(path: str) -> str:
-    """Drop machine-specific prefixes so the same file hashes the same on every host."""
-    path = path.replace("\\", "/")
-    for marker in ("/site-packages/", "/dist-packages/", "/node_modules/"):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    return re.sub(r"^(/[^/]+)*/(src|app|lib)/", r"\2/", path).lstrip("./")
+    """Drop machine-specific prefixes so the same file hashes the same on every host.
+
+    Only the last two path components count: checkouts live under different roots on
+    different hosts (/srv/app, /home/ci/work, C:\\build), but `pkg/module.py` does not move.
+    """
+    parts = [p for p in path.replace("\\", "/").split("/") if p and p != "."]
+    return "/".join(parts[-2:])
 
 
 def compute_fingerprint(incident: Incident) -> str:
