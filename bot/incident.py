@@ -8,7 +8,6 @@ May import: nothing from bot.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
