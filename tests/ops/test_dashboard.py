@@ -1,0 +1,127 @@
+"""The jobs dashboard over HTTP: access control, filters, the job page's evidence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from bot.ops import create_ops_app
+from bot.ops.dashboard import ListJobSource
+from bot.settings import load_settings
+
+ADMIN = "adm-" + "7f3c9a" * 6
+
+
+def client_for(jobs: list[dict[str, Any]], token: str | None = ADMIN) -> TestClient:
+    environ = {"SELFHEAL_ADMIN_TOKEN": token} if token else {}
+    app = create_ops_app(load_settings(environ=environ), ListJobSource(jobs))
+    return TestClient(app, follow_redirects=False)
+
+
+def signed_in(jobs: list[dict[str, Any]]) -> TestClient:
+    client = client_for(jobs)
+    response = client.post("/login", data={"token": ADMIN, "next": "/"})
+    assert response.status_code == 303
+    return client
+
+
+def test_pages_need_the_admin_token(jobs: list[dict[str, Any]]) -> None:
+    client = client_for(jobs)
+    redirect = client.get("/jobs/job-4f2a")
+    assert redirect.status_code == 303
+    assert redirect.headers["location"] == "/login?next=%2Fjobs%2Fjob-4f2a"
+    wrong = client.post("/login", data={"token": "guess", "next": "/"})
+    assert wrong.status_code == 401 and "not valid" in wrong.text
+    assert client.get("/", headers={"Authorization": "Bearer guess"}).status_code == 401
+    bearer = client.get("/", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert bearer.status_code == 200 and "job-4f2a" in bearer.text
+    login = client.post("/login", data={"token": ADMIN, "next": "/jobs/job-4f2a"})
+    assert login.status_code == 303 and login.headers["location"] == "/jobs/job-4f2a"
+    cookie = login.cookies.get("selfheal_admin")
+    assert cookie and ADMIN not in cookie  # the cookie never holds the token itself
+    assert "httponly" in login.headers["set-cookie"].lower()
+    assert client.get("/jobs/job-4f2a").status_code == 200
+    client.post("/logout")
+    assert client.get("/").status_code == 303
+
+
+def test_open_redirects_are_refused(jobs: list[dict[str, Any]]) -> None:
+    client = client_for(jobs)
+    for target in ("https://evil.test/", "//evil.test/", "/\\evil.test"):
+        response = client.post("/login", data={"token": ADMIN, "next": target})
+        assert response.headers["location"] == "/"
+
+
+def test_dashboard_is_closed_without_a_token(jobs: list[dict[str, Any]]) -> None:
+    client = client_for(jobs, token=None)
+    for path in ("/", "/jobs/job-4f2a", "/login"):
+        response = client.get(path)
+        assert response.status_code == 503
+        assert "SELFHEAL_ADMIN_TOKEN" in response.text
+
+
+def test_list_and_filters(jobs: list[dict[str, Any]]) -> None:
+    client = signed_in(jobs)
+    page = client.get("/").text
+    # Newest first, with the columns an operator scans.
+    assert page.index("job-4f2a") < page.index("job-77b1") < page.index("job-a1d9")
+    assert "$0.09" in page and "5m 12s" in page and "acme/billing" in page
+    only_billing = client.get("/", params={"repo": "acme/billing"}).text
+    assert "job-9c03" in only_billing and "job-4f2a" not in only_billing
+    merged = client.get("/", params={"decision": "merge", "source": "github"}).text
+    assert "job-77b1" in merged and "job-4f2a" not in merged
+    none = client.get("/", params={"state": "dead"}).text
+    assert "No jobs match" in none
+    hostile = client.get("/", params={"repo": "<script>alert(1)</script>", "limit": "x"})
+    assert hostile.status_code == 200 and "<script>alert(1)" not in hostile.text
+
+
+def test_job_page_shows_the_evidence(jobs: list[dict[str, Any]]) -> None:
+    client = signed_in(jobs)
+    page = client.get("/jobs/job-4f2a").text
+    assert "KeyError: &#39;gone&#39; in Cart.total" in page
+    assert "tests/test_cart.py::test_unknown_sku_is_reported" in page
+    assert "7 lines changed; merge allows 5" in page  # the decision record
+    assert '<span class="gi">+            if price is None:' in page  # highlighted diff
+    assert "KeyError: &#39;gone&#39;" in page and "48 passed in 3.02s" in page  # before/after
+    assert "apply_patch" in page and "run_tests" in page  # timeline of steps
+    assert "$0.06" in page  # the fixer's cost in the per-role table
+    raw = client.get("/jobs/job-4f2a/files/patch.diff")
+    assert raw.status_code == 200 and raw.text.startswith("diff --git a/shop/cart.py")
+    assert client.get("/jobs/job-4f2a/files/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    assert client.get("/jobs/nope").status_code == 404
+    running = client.get("/jobs/job-9c03")
+    assert running.status_code == 200 and "No patch." in running.text
+
+
+def test_broken_artifacts_are_reported_not_fatal(jobs: list[dict[str, Any]]) -> None:
+    folder = Path(jobs[0]["artifacts_dir"])
+    (folder / "report.json").write_text("{not json")
+    with (folder / "trajectory.jsonl").open("a") as handle:
+        handle.write("garbage line\n[1, 2]\n")
+    (folder / "test-after.log").write_text("token ghs_" + "Z" * 40 + " in a log\n")
+    (folder / "test-before.log").unlink()
+    (folder / "test-before.log").symlink_to("/etc/passwd")
+    client = signed_in(jobs)
+    page = client.get("/jobs/job-4f2a")
+    assert page.status_code == 200
+    assert "report.json is not valid JSON" in page.text
+    assert "2 line(s) unreadable" in page.text
+    assert "ghs_ZZZZ" not in page.text and "[Redacted]" in page.text
+    assert "root:x:0:0" not in page.text
+
+
+@pytest.mark.parametrize("by_role", [True, False])
+def test_cost_by_role_from_report_or_trajectory(jobs: list[dict[str, Any]], by_role: bool) -> None:
+    folder = Path(jobs[0]["artifacts_dir"])
+    if not by_role:
+        report = json.loads((folder / "report.json").read_text())
+        del report["cost"]["by_role"]
+        (folder / "report.json").write_text(json.dumps(report))
+    page = signed_in(jobs).get("/jobs/job-4f2a").text
+    fixer_row = page[page.index('data-role="fixer"') :].split("</tr>")[0]
+    assert "14,200" in fixer_row and "$0.06" in fixer_row
