@@ -153,7 +153,9 @@ def fake_vendors() -> Iterator[Vendors]:
                     },
                 )
             elif path == "/anthropic/v1/models":
-                if self.headers.get("x-api-key") != vendors.anthropic_key:
+                # The SDK sends the key as x-api-key (1.x) or as a Bearer token (2.x).
+                given = self.headers.get("x-api-key") or auth.removeprefix("Bearer ")
+                if given != vendors.anthropic_key:
                     self.reply(
                         401,
                         {
