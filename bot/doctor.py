@@ -133,7 +133,7 @@ def check_webhook_secrets(settings: Settings) -> list[Check]:
                 "github webhook secret",
                 "warn",
                 "GITHUB_WEBHOOK_SECRET is shorter than 16 characters",
-                "use a long random value: python3 -c 'import secrets; '"
+                "use a long random value: python3 -c 'import secrets; "
                 "print(secrets.token_hex(20))'",
             )
         )
