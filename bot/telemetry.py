@@ -78,6 +78,9 @@ def init_telemetry(settings: Settings, component: str = "web") -> bool:
             DramatiqIntegration(),
         ],
         traces_sample_rate=0.0,
+        # Only the integrations listed above: the auto-enabled AI SDK integrations would import
+        # both model SDKs at start (seconds) and record model calls the bot already accounts for.
+        auto_enabling_integrations=False,
     )
     sentry_sdk.set_tag("component", component)
     return True

@@ -47,7 +47,22 @@ CHILD = textwrap.dedent(
         push_fix("selfheal/fix-1")
     except RuntimeError:
         sentry_sdk.capture_exception()
+
+    # An unhandled error in a web route, with a token in a header and in the body.
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    async def webhook(request):
+        installation_token = GHS
+        raise ValueError("bad payload")
+
+    app = Starlette(routes=[Route("/webhooks/github", webhook, methods=["POST"])])
+    TestClient(app, raise_server_exceptions=False).post(
+        "/webhooks/github", headers={"Authorization": BEARER}, content=PAT.encode()
+    )
     sentry_sdk.flush(10)
+    print(sorted(sentry_sdk.get_client().integrations))
     """
 )
 
@@ -65,8 +80,9 @@ def test_tokens_in_locals_and_subprocess_urls_never_reach_sentry() -> None:
         )
         assert result.returncode == 0, result.stderr
         events = ingest.events()
-    assert len(events) == 1, ingest.paths
-    event = events[0]
+    assert len(events) == 2, ingest.paths
+    assert "'dramatiq'" in result.stdout and "'starlette'" in result.stdout
+    event, web_event = events
     everything = b"\n".join(ingest.raw).decode()
     for secret in (GHS, "A1b2C3d4E5A1b2", PAT, OPENAI, "opaque.vendor.token", "hunter2-db"):
         assert secret not in everything
@@ -84,6 +100,10 @@ def test_tokens_in_locals_and_subprocess_urls_never_reach_sentry() -> None:
     assert "[Redacted]@127.0.0.1:9/o/r.git" in subprocess_crumbs[0]["message"]
     assert "push failed" in everything
     assert "git push https://[Redacted]@127.0.0.1:9/o/r.git failed for [Redacted]" in everything
+    # The Starlette integration reported the route's error, without the header or body.
+    assert web_event["exception"]["values"][0]["type"] == "ValueError"
+    assert web_event["request"]["url"].endswith("/webhooks/github")
+    assert web_event["request"].get("data") in (None, "", {}), web_event["request"]
 
 
 def test_telemetry_is_off_without_a_dsn() -> None:
