@@ -5,12 +5,11 @@ job's artifacts folder holds report.json, report.md, patch.diff, test-before.log
 test-after.log and trajectory.jsonl, which the job page reads (size-capped, symlinks refused,
 secrets redacted again on the way out). Access needs SELFHEAL_ADMIN_TOKEN: as a Bearer header,
 or typed once into the login form, which sets an HttpOnly cookie derived from the token.
-May import: bot.settings, bot.redact, bot.ops.render.
+May import: bot.settings, bot.redact, bot.ops.access, bot.ops.render.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import math
@@ -28,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.ops.access import SESSION_COOKIE, authorized, session_value
 from bot.ops.render import SECURITY_HEADERS, render
 from bot.redact import redact, redact_text
 from bot.settings import Settings
 
-SESSION_COOKIE = "selfheal_admin"
 SOURCES = ("github", "sentry", "pagerduty", "cli")
 STATES = ("queued", "running", "done", "failed", "dead")
 DECISIONS = ("merge", "pr", "draft_pr", "report")
@@ -322,23 +321,6 @@ def load_job_page(job: dict[str, Any]) -> dict[str, Any]:
 # --- access -----------------------------------------------------------------------------
 
 
-def session_value(token: str) -> str:
-    """The cookie value: an HMAC of the admin token, so the token itself is never stored."""
-    return hmac.new(token.encode(), b"selfheal-dashboard-session-v1", hashlib.sha256).hexdigest()
-
-
-def _authorized(settings: Settings, request: Request) -> bool:
-    if settings.selfheal_admin_token is None:
-        return False
-    token = settings.selfheal_admin_token.get_secret_value()
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() == "bearer" and given:
-        return hmac.compare_digest(given.strip().encode(), token.encode())
-    cookie = request.cookies.get(SESSION_COOKIE, "")
-    return bool(cookie) and hmac.compare_digest(cookie.encode(), session_value(token).encode())
-
-
 def _safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
@@ -356,7 +338,7 @@ def dashboard_routes(settings: Settings, job_source: JobSource) -> list[BaseRout
                 title="Dashboard disabled",
                 detail="Set SELFHEAL_ADMIN_TOKEN (a long random string) to open the dashboard.",
             )
-        if _authorized(settings, request):
+        if authorized(settings, request):
             return None
         if request.headers.get("authorization"):
             return PlainTextResponse("invalid token\n", status_code=401, headers=SECURITY_HEADERS)

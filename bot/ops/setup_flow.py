@@ -5,7 +5,9 @@ to GitHub's new-App form (personal account or organization). GitHub sends the br
 GET /setup/callback?code=...&state=...; the state must be one this server issued (single use,
 one hour, tied to the browser by a cookie), the code is exchanged with
 `POST /app-manifests/{code}/conversions`, and the App's credentials are written to the env
-file (mode 0600). May import: bot.settings, bot.ops.render.
+file (mode 0600). While unconfigured, anyone who reaches /setup could connect this server to
+an App of theirs: set SELFHEAL_ADMIN_TOKEN first and /setup asks for it (the dashboard's
+sign-in). May import: bot.settings, bot.ops.access, bot.ops.render.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import yaml
 from githubkit import GitHub
 from githubkit.exception import GitHubException, RequestFailed
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.ops.access import authorized
 from bot.ops.render import render
 from bot.settings import Settings
 
@@ -198,6 +201,9 @@ def setup_routes(settings: Settings, flow: SetupFlow | None = None) -> list[Base
             return _error(
                 404, "The App is configured", "Setup is only offered while no App is configured."
             )
+        if settings.selfheal_admin_token is not None and not authorized(settings, request):
+            # With an admin token set, only its holder may connect this server to an App.
+            return RedirectResponse("/login?next=%2Fsetup", status_code=303)
         org = request.query_params.get("org", "").strip()
         if org and not _ORG_RE.match(org):
             return _error(400, "Invalid organization", "Use the organization's login name.")

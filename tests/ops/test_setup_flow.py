@@ -144,3 +144,13 @@ def test_env_file_quotes_values_and_keeps_comments(tmp_path: Path) -> None:
     assert text.startswith("# my settings\nSENTRY_DSN=x\n")
     assert 'GITHUB_PRIVATE_KEY="line1\\nline2 \\"quoted\\""' in text
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_setup_asks_for_the_admin_token_when_one_is_set(vendors: Vendors, tmp_path: Path) -> None:
+    client, _ = make_client(vendors, tmp_path / ".env", SELFHEAL_ADMIN_TOKEN="t" * 32)
+    client.follow_redirects = False
+    response = client.get("/setup")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fsetup"
+    page = client.get("/setup", headers={"Authorization": "Bearer " + "t" * 32})
+    assert page.status_code == 200 and "Create GitHub App" in page.text
