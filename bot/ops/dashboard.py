@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -321,6 +322,33 @@ def load_job_page(job: dict[str, Any]) -> dict[str, Any]:
 # --- access -----------------------------------------------------------------------------
 
 
+class LoginThrottle:
+    """At most `limit` failed sign-ins per client address per `window_s` (one process)."""
+
+    def __init__(self, limit: int = 10, window_s: float = 60.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failed: dict[str, list[float]] = {}
+
+    def _recent(self, client: str) -> list[float]:
+        cutoff = time.monotonic() - self.window_s
+        recent = [t for t in self._failed.get(client, []) if t > cutoff]
+        if recent:
+            self._failed[client] = recent
+        else:
+            self._failed.pop(client, None)
+        return recent
+
+    def allow(self, client: str) -> bool:
+        return len(self._recent(client)) < self.limit
+
+    def record(self, client: str) -> None:
+        if len(self._failed) > 10_000:  # a flood of addresses: forget the oldest state
+            self._failed.clear()
+        self._recent(client)
+        self._failed.setdefault(client, []).append(time.monotonic())
+
+
 def _safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
@@ -329,6 +357,8 @@ def _safe_next(value: str | None) -> str:
 
 def dashboard_routes(settings: Settings, job_source: JobSource) -> list[BaseRoute]:
     """GET /, GET /jobs/{job_id}, GET /jobs/{job_id}/files/{name}, GET|POST /login, POST /logout."""
+
+    failures = LoginThrottle()
 
     def gate(request: Request) -> Response | None:
         if settings.selfheal_admin_token is None:
@@ -376,6 +406,7 @@ def dashboard_routes(settings: Settings, job_source: JobSource) -> list[BaseRout
             fmt_time=fmt_time,
             fmt_int=fmt_int,
             logged_in=True,
+            refresh=any(job.get("state") in ("queued", "running") for job in jobs),
         )
 
     async def job_page(request: Request) -> Response:
@@ -425,11 +456,20 @@ def dashboard_routes(settings: Settings, job_source: JobSource) -> list[BaseRout
             body += chunk
             if len(body) > MAX_FORM:
                 return render("login.html", status_code=413, next_url=next_url, error="Too long.")
+        client = request.client.host if request.client else "?"
+        if not failures.allow(client):
+            return render(
+                "login.html",
+                status_code=429,
+                next_url=next_url,
+                error="Too many failed attempts; wait a minute.",
+            )
         form = parse_qs(body.decode("utf-8", "replace"))
         given = (form.get("token") or [""])[0].strip()
         next_url = _safe_next((form.get("next") or [next_url])[0])
         token = settings.selfheal_admin_token.get_secret_value()
         if not given or not hmac.compare_digest(given.encode(), token.encode()):
+            failures.record(client)
             return render(
                 "login.html", status_code=401, next_url=next_url, error="That token is not valid."
             )

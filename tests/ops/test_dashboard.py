@@ -125,3 +125,17 @@ def test_cost_by_role_from_report_or_trajectory(jobs: list[dict[str, Any]], by_r
     page = signed_in(jobs).get("/jobs/job-4f2a").text
     fixer_row = page[page.index('data-role="fixer"') :].split("</tr>")[0]
     assert "14,200" in fixer_row and "$0.06" in fixer_row
+
+
+def test_guessing_the_token_is_throttled(jobs: list[dict[str, Any]]) -> None:
+    client = client_for(jobs)
+    codes = [client.post("/login", data={"token": f"guess-{i}"}).status_code for i in range(11)]
+    assert codes == [401] * 10 + [429]
+    # Even the right token waits out the window: guessing gains nothing.
+    assert client.post("/login", data={"token": ADMIN}).status_code == 429
+
+
+def test_list_refreshes_itself_while_jobs_run(jobs: list[dict[str, Any]]) -> None:
+    client = signed_in(jobs)
+    assert 'http-equiv="refresh"' in client.get("/").text
+    assert 'http-equiv="refresh"' not in client.get("/", params={"state": "done"}).text
