@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     selfheal_admin_token: SecretStr | None = None  # opens the dashboard at /
     github_client_id: str | None = None
     github_client_secret: SecretStr | None = None
+    selfheal_admin_users: str | None = None  # GitHub logins that may sign in to the dashboard
     selfheal_log_format: Literal["auto", "json", "console"] = "auto"
     selfheal_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     selfheal_release: str | None = None  # reported to Sentry; defaults to the package version

@@ -1,19 +1,24 @@
-"""Who may open the operator pages: the holder of SELFHEAL_ADMIN_TOKEN.
+"""Who may open the operator pages: the holder of SELFHEAL_ADMIN_TOKEN, or a GitHub user
+listed in SELFHEAL_ADMIN_USERS who signed in with the App's OAuth credentials.
 
-The token is accepted as `Authorization: Bearer <token>` or through the session cookie the
-login form sets, which holds an HMAC of the token, never the token. May import: bot.settings.
+The admin token is accepted as `Authorization: Bearer <token>` or through the session cookie
+the login form sets, which holds an HMAC of the token, never the token. A GitHub sign-in
+session cookie holds `gh.<login>.<expiry>.<hmac>`, signed with the App's client secret, and is
+checked against the current list of admin users on every request. May import: bot.settings.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 from starlette.requests import Request
 
 from bot.settings import Settings
 
 SESSION_COOKIE = "selfheal_admin"
+SESSION_TTL_S = 12 * 3600
 
 
 def session_value(token: str) -> str:
@@ -21,8 +26,51 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"selfheal-dashboard-session-v1", hashlib.sha256).hexdigest()
 
 
+def admin_users(settings: Settings) -> set[str]:
+    """The GitHub logins (lowercased) of SELFHEAL_ADMIN_USERS."""
+    raw = settings.selfheal_admin_users or ""
+    return {name.strip().lower() for name in raw.split(",") if name.strip()}
+
+
+def github_sign_in_enabled(settings: Settings) -> bool:
+    return bool(
+        settings.github_client_id and settings.github_client_secret and admin_users(settings)
+    )
+
+
+def _user_signature(settings: Settings, payload: str) -> str:
+    assert settings.github_client_secret is not None
+    key = settings.github_client_secret.get_secret_value().encode()
+    return hmac.new(key, f"selfheal-user-session-v1.{payload}".encode(), hashlib.sha256).hexdigest()
+
+
+def user_session_value(settings: Settings, login: str, now: float | None = None) -> str:
+    expires = int((now if now is not None else time.time()) + SESSION_TTL_S)
+    payload = f"{login.lower()}.{expires}"
+    return f"gh.{payload}.{_user_signature(settings, payload)}"
+
+
+def session_user(settings: Settings, cookie: str) -> str | None:
+    """The GitHub login a valid, unexpired user session cookie names, if still an admin."""
+    if not cookie.startswith("gh.") or not github_sign_in_enabled(settings):
+        return None
+    parts = cookie.split(".")
+    if len(parts) != 4:
+        return None
+    _, login, expires, signature = parts
+    payload = f"{login}.{expires}"
+    if not hmac.compare_digest(signature.encode(), _user_signature(settings, payload).encode()):
+        return None
+    if not expires.isdigit() or int(expires) < time.time():
+        return None
+    return login if login in admin_users(settings) else None
+
+
 def authorized(settings: Settings, request: Request) -> bool:
-    """True when the request carries the admin token (header) or a valid session cookie."""
+    """True when the request carries the admin token, or a valid session cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if cookie.startswith("gh."):
+        return session_user(settings, cookie) is not None
     if settings.selfheal_admin_token is None:
         return False
     token = settings.selfheal_admin_token.get_secret_value()
@@ -30,5 +78,4 @@ def authorized(settings: Settings, request: Request) -> bool:
     scheme, _, given = header.partition(" ")
     if scheme.lower() == "bearer" and given:
         return hmac.compare_digest(given.strip().encode(), token.encode())
-    cookie = request.cookies.get(SESSION_COOKIE, "")
     return bool(cookie) and hmac.compare_digest(cookie.encode(), session_value(token).encode())

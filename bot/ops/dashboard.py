@@ -3,9 +3,10 @@
 Jobs are read through the read-only `JobSource` protocol (the job store implements it); each
 job's artifacts folder holds report.json, report.md, patch.diff, test-before.log,
 test-after.log and trajectory.jsonl, which the job page reads (size-capped, symlinks refused,
-secrets redacted again on the way out). Access needs SELFHEAL_ADMIN_TOKEN: as a Bearer header,
-or typed once into the login form, which sets an HttpOnly cookie derived from the token.
-May import: bot.settings, bot.redact, bot.ops.access, bot.ops.render.
+secrets redacted again on the way out). Access needs SELFHEAL_ADMIN_TOKEN (as a Bearer header,
+or typed once into the login form, which sets an HttpOnly cookie derived from the token), or a
+GitHub sign-in (the App's OAuth client) by a login listed in SELFHEAL_ADMIN_USERS.
+May import: bot.settings, bot.redact, bot.ops.access, bot.ops.render, bot.ops.setup_flow.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
+from githubkit import GitHub, OAuthWebAuthStrategy
+from githubkit.exception import GitHubException
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
@@ -28,8 +32,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.ops.access import SESSION_COOKIE, authorized, session_value
+from bot.ops.access import (
+    SESSION_COOKIE,
+    SESSION_TTL_S,
+    admin_users,
+    authorized,
+    github_sign_in_enabled,
+    session_value,
+    user_session_value,
+)
 from bot.ops.render import SECURITY_HEADERS, render
+from bot.ops.setup_flow import github_web_url
 from bot.redact import redact, redact_text
 from bot.settings import Settings
 
@@ -47,6 +60,7 @@ ARTIFACTS = (
 MAX_TEXT = 512 * 1024  # bytes shown of a log or diff (the tail of a log, the head of a diff)
 MAX_STEPS = 2000
 MAX_FORM = 4096
+OAUTH_COOKIE = "selfheal_oauth_state"
 
 
 @dataclass(frozen=True)
@@ -349,6 +363,45 @@ class LoginThrottle:
         self._failed.setdefault(client, []).append(time.monotonic())
 
 
+class SingleUseStates:
+    """OAuth states issued by this process: each valid once, for ten minutes."""
+
+    def __init__(self, ttl_s: float = 600.0) -> None:
+        self.ttl_s = ttl_s
+        self._states: dict[str, tuple[float, str]] = {}
+
+    def issue(self, next_url: str) -> str:
+        now = time.monotonic()
+        self._states = {k: v for k, v in self._states.items() if v[0] > now}
+        if len(self._states) > 10_000:
+            self._states.clear()
+        state = secrets.token_urlsafe(24)
+        self._states[state] = (now + self.ttl_s, next_url)
+        return state
+
+    def consume(self, state: str) -> str | None:
+        entry = self._states.pop(state, None)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+
+async def github_user_login(settings: Settings, code: str, redirect_uri: str) -> str:
+    """Exchange an OAuth code for a user token (githubkit) and return the user's login."""
+    assert settings.github_client_id is not None and settings.github_client_secret is not None
+    auth = OAuthWebAuthStrategy(
+        settings.github_client_id,
+        settings.github_client_secret.get_secret_value(),
+        code,
+        redirect_uri,
+    )
+    async with GitHub(
+        auth, base_url=settings.github_api_url, auto_retry=False, http_cache=False, timeout=15.0
+    ) as gh:
+        user = (await gh.rest.users.async_get_authenticated()).json()
+    return str(user["login"])
+
+
 def _safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
@@ -356,17 +409,51 @@ def _safe_next(value: str | None) -> str:
 
 
 def dashboard_routes(settings: Settings, job_source: JobSource) -> list[BaseRoute]:
-    """GET /, GET /jobs/{job_id}, GET /jobs/{job_id}/files/{name}, GET|POST /login, POST /logout."""
+    """GET /, /jobs/{job_id}, /jobs/{job_id}/files/{name}; GET|POST /login; POST /logout;
+    GET /login/github and /login/github/callback (GitHub sign-in, when configured)."""
 
     failures = LoginThrottle()
 
+    with_github = github_sign_in_enabled(settings)
+    oauth_states = SingleUseStates()
+
+    def secure(request: Request) -> bool:
+        return request.url.scheme == "https" or (settings.selfheal_public_url or "").startswith(
+            "https://"
+        )
+
+    def start_session(request: Request, value: str, next_url: str) -> Response:
+        response = RedirectResponse(next_url, status_code=303)
+        # Lax, not Strict: the GitHub sign-in ends with a redirect from github.com.
+        response.set_cookie(
+            SESSION_COOKIE,
+            value,
+            max_age=SESSION_TTL_S,
+            httponly=True,
+            samesite="lax",
+            secure=secure(request),
+            path="/",
+        )
+        return response
+
+    def login_page(status: int, next_url: str, error: str | None) -> Response:
+        return render(
+            "login.html",
+            status_code=status,
+            next_url=next_url,
+            error=error,
+            with_token=settings.selfheal_admin_token is not None,
+            with_github=with_github,
+        )
+
     def gate(request: Request) -> Response | None:
-        if settings.selfheal_admin_token is None:
+        if settings.selfheal_admin_token is None and not with_github:
             return render(
                 "message.html",
                 status_code=503,
                 title="Dashboard disabled",
-                detail="Set SELFHEAL_ADMIN_TOKEN (a long random string) to open the dashboard.",
+                detail="Set SELFHEAL_ADMIN_TOKEN (a long random string) to open the dashboard, "
+                "or SELFHEAL_ADMIN_USERS to let those GitHub users sign in.",
             )
         if authorized(settings, request):
             return None
@@ -447,43 +534,96 @@ def dashboard_routes(settings: Settings, job_source: JobSource) -> list[BaseRout
 
     async def login(request: Request) -> Response:
         next_url = _safe_next(request.query_params.get("next"))
-        if settings.selfheal_admin_token is None:
+        if settings.selfheal_admin_token is None and not with_github:
             return gate(request) or RedirectResponse("/", status_code=303)
         if request.method == "GET":
-            return render("login.html", next_url=next_url, error=None)
+            return login_page(200, next_url, None)
+        if settings.selfheal_admin_token is None:
+            return PlainTextResponse("sign in with GitHub\n", status_code=404)
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_FORM:
-                return render("login.html", status_code=413, next_url=next_url, error="Too long.")
+                return login_page(413, next_url, "Too long.")
         client = request.client.host if request.client else "?"
         if not failures.allow(client):
-            return render(
-                "login.html",
-                status_code=429,
-                next_url=next_url,
-                error="Too many failed attempts; wait a minute.",
-            )
+            return login_page(429, next_url, "Too many failed attempts; wait a minute.")
         form = parse_qs(body.decode("utf-8", "replace"))
         given = (form.get("token") or [""])[0].strip()
         next_url = _safe_next((form.get("next") or [next_url])[0])
         token = settings.selfheal_admin_token.get_secret_value()
         if not given or not hmac.compare_digest(given.encode(), token.encode()):
             failures.record(client)
-            return render(
-                "login.html", status_code=401, next_url=next_url, error="That token is not valid."
-            )
-        response = RedirectResponse(next_url, status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            session_value(token),
-            max_age=12 * 3600,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https"
-            or (settings.selfheal_public_url or "").startswith("https://"),
-            path="/",
+            return login_page(401, next_url, "That token is not valid.")
+        return start_session(request, session_value(token), next_url)
+
+    def callback_url(request: Request) -> str:
+        base = (settings.selfheal_public_url or str(request.base_url)).rstrip("/")
+        return f"{base}/login/github/callback"
+
+    async def github_login(request: Request) -> Response:
+        if not with_github:
+            return PlainTextResponse("GitHub sign-in is not configured\n", status_code=404)
+        next_url = _safe_next(request.query_params.get("next"))
+        state = oauth_states.issue(next_url)
+        query = urlencode(
+            {
+                "client_id": settings.github_client_id,
+                "redirect_uri": callback_url(request),
+                "state": state,
+                "allow_signup": "false",
+            }
         )
+        web = github_web_url(settings.github_api_url)
+        response = RedirectResponse(f"{web}/login/oauth/authorize?{query}", status_code=303)
+        response.set_cookie(
+            OAUTH_COOKIE,
+            state,
+            max_age=600,
+            httponly=True,
+            samesite="lax",
+            secure=secure(request),
+            path="/login/github",
+        )
+        return response
+
+    async def github_callback(request: Request) -> Response:
+        if not with_github or settings.github_client_secret is None:
+            return PlainTextResponse("GitHub sign-in is not configured\n", status_code=404)
+        code = request.query_params.get("code", "")
+        state = request.query_params.get("state", "")
+        cookie = request.cookies.get(OAUTH_COOKIE, "")
+        next_url = oauth_states.consume(state) if state else None
+        if (
+            next_url is None
+            or not code
+            or len(code) > 128
+            or not hmac.compare_digest(cookie.encode(), state.encode())
+        ):
+            return render(
+                "message.html",
+                status_code=403,
+                title="Sign-in refused",
+                detail="This sign-in link was not started here, was already used, or expired.",
+            )
+        try:
+            login_name = await github_user_login(settings, code, callback_url(request))
+        except (GitHubException, KeyError, TypeError, ValueError):
+            return render(
+                "message.html",
+                status_code=400,
+                title="GitHub sign-in failed",
+                detail="GitHub did not accept the sign-in; try again.",
+            )
+        if login_name.lower() not in admin_users(settings):
+            return render(
+                "message.html",
+                status_code=403,
+                title="Not an admin",
+                detail=f"{login_name} is not listed in SELFHEAL_ADMIN_USERS.",
+            )
+        response = start_session(request, user_session_value(settings, login_name), next_url)
+        response.delete_cookie(OAUTH_COOKIE, path="/login/github")
         return response
 
     async def logout(request: Request) -> Response:
@@ -497,4 +637,6 @@ def dashboard_routes(settings: Settings, job_source: JobSource) -> list[BaseRout
         Route("/jobs/{job_id}/files/{name}", job_file, methods=["GET"]),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/login/github", github_login, methods=["GET"]),
+        Route("/login/github/callback", github_callback, methods=["GET"]),
     ]

@@ -81,6 +81,8 @@ def build_manifest(manifest_path: Path, public_url: str) -> dict[str, Any]:
     data["hook_attributes"] = hook
     data["redirect_url"] = f"{base}/setup/callback"
     data["setup_url"] = f"{base}/setup/installed"
+    data["callback_urls"] = [f"{base}/login/github/callback"]  # dashboard sign-in with GitHub
+    data.setdefault("request_oauth_on_install", False)
     return data
 
 

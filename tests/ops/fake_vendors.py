@@ -40,6 +40,11 @@ class Vendors:
     openai_key: str = "sk-test-" + "o" * 32
     anthropic_key: str = "sk-ant-test-" + "a" * 32
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    # OAuth (user sign-in): code -> login, and the tokens handed out for them.
+    oauth_codes: dict[str, str] = field(default_factory=dict)
+    user_tokens: dict[str, str] = field(default_factory=dict)
+    client_id: str = "Iv23liAbCdEfGhIjKlMn"
+    client_secret: str = "0123456789abcdef0123456789abcdef01234567"
 
     @property
     def github_api(self) -> str:
@@ -59,8 +64,8 @@ class Vendors:
             "updated_at": "2026-12-04T20:00:00Z",
             "permissions": {"contents": "write", "metadata": "read"},
             "events": ["issues", "workflow_run"],
-            "client_id": "Iv23liAbCdEfGhIjKlMn",
-            "client_secret": "0123456789abcdef0123456789abcdef01234567",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
             "webhook_secret": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4",
             "pem": self.private_key,
         }
@@ -84,14 +89,35 @@ def fake_vendors() -> Iterator[Vendors]:
             self.end_headers()
             self.wfile.write(data)
 
-        def record(self) -> None:
+        def record(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+            body = self.rfile.read(length) if length else b""
             vendors.requests.append((self.command, self.path, dict(self.headers.items())))
+            return body
 
         def do_POST(self) -> None:
-            self.record()
+            body = self.record()
+            if self.path == "/login/oauth/access_token":
+                # GitHub answers 200 with an error object for a bad code.
+                data = json.loads(body or b"{}")
+                login = vendors.oauth_codes.pop(str(data.get("code")), None)
+                if (
+                    login is None
+                    or data.get("client_id") != vendors.client_id
+                    or data.get("client_secret") != vendors.client_secret
+                ):
+                    self.reply(
+                        200,
+                        {
+                            "error": "bad_verification_code",
+                            "error_description": "The code passed is incorrect or expired.",
+                        },
+                    )
+                    return
+                token = "ghu_" + login.replace("-", "") + "x" * 30
+                vendors.user_tokens[token] = login
+                self.reply(200, {"access_token": token, "token_type": "bearer", "scope": ""})
+                return
             parts = self.path.split("?")[0].strip("/").split("/")
             if parts[:2] == ["github", "app-manifests"] and parts[-1] == "conversions":
                 code = parts[2]
@@ -105,7 +131,13 @@ def fake_vendors() -> Iterator[Vendors]:
             self.record()
             path = self.path.split("?")[0].rstrip("/")
             auth = self.headers.get("Authorization", "")
-            if path == "/github/app":
+            if path == "/github/user":
+                token = auth.split(" ", 1)[-1]
+                if token not in vendors.user_tokens:
+                    self.reply(401, {"message": "Bad credentials"})
+                    return
+                self.reply(200, {"login": vendors.user_tokens[token], "id": 7, "type": "User"})
+            elif path == "/github/app":
                 try:
                     claims = jwt.decode(
                         auth.removeprefix("Bearer ").strip(), public_key, algorithms=["RS256"]

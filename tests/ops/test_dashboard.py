@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 from bot.ops import create_ops_app
 from bot.ops.dashboard import ListJobSource
 from bot.settings import load_settings
+from tests.ops.fake_vendors import Vendors
 
 ADMIN = "adm-" + "7f3c9a" * 6
 
@@ -139,3 +141,62 @@ def test_list_refreshes_itself_while_jobs_run(jobs: list[dict[str, Any]]) -> Non
     client = signed_in(jobs)
     assert 'http-equiv="refresh"' in client.get("/").text
     assert 'http-equiv="refresh"' not in client.get("/", params={"state": "done"}).text
+
+
+def github_client(vendors: Vendors, jobs: list[dict[str, Any]], users: str) -> TestClient:
+    settings = load_settings(
+        environ={
+            "GITHUB_API_URL": vendors.github_api,
+            "GITHUB_CLIENT_ID": vendors.client_id,
+            "GITHUB_CLIENT_SECRET": vendors.client_secret,
+            "SELFHEAL_ADMIN_USERS": users,
+            "SELFHEAL_PUBLIC_URL": "https://selfheal.acme.test",
+        }
+    )
+    app = create_ops_app(settings, ListJobSource(jobs))
+    return TestClient(app, base_url="https://selfheal.acme.test", follow_redirects=False)
+
+
+def github_sign_in(client: TestClient, vendors: Vendors, login: str) -> Any:
+    start = client.get("/login/github", params={"next": "/jobs/job-77b1"})
+    assert start.status_code == 303
+    location = urlsplit(start.headers["location"])
+    assert location.path == "/github/login/oauth/authorize"
+    query = parse_qs(location.query)
+    assert query["client_id"] == [vendors.client_id]
+    assert query["redirect_uri"] == ["https://selfheal.acme.test/login/github/callback"]
+    vendors.oauth_codes["c0de-" + login] = login  # the user approves on GitHub
+    return client.get(
+        "/login/github/callback", params={"code": "c0de-" + login, "state": query["state"][0]}
+    )
+
+
+def test_github_sign_in_for_listed_admins(vendors: Vendors, jobs: list[dict[str, Any]]) -> None:
+    client = github_client(vendors, jobs, "Octo-Admin, other")
+    login_page = client.get("/login")
+    assert "Sign in with GitHub" in login_page.text and 'id="token"' not in login_page.text
+    done = github_sign_in(client, vendors, "octo-admin")
+    assert done.status_code == 303 and done.headers["location"] == "/jobs/job-77b1"
+    assert client.get("/jobs/job-77b1").status_code == 200
+    # A session for a user later removed from the list stops working.
+    cookie = client.cookies.get("selfheal_admin")
+    later = github_client(vendors, jobs, "other")
+    later.cookies.set("selfheal_admin", cookie)
+    assert later.get("/").status_code == 303
+    # A forged cookie for another login is refused.
+    forged = cookie.replace("octo-admin", "other")
+    later.cookies.set("selfheal_admin", forged)
+    assert later.get("/").status_code == 303
+
+
+def test_github_sign_in_refuses_others(vendors: Vendors, jobs: list[dict[str, Any]]) -> None:
+    client = github_client(vendors, jobs, "octo-admin")
+    refused = github_sign_in(client, vendors, "mallory")
+    assert refused.status_code == 403 and "not listed in SELFHEAL_ADMIN_USERS" in refused.text
+    assert client.get("/").status_code == 303
+    replay = client.get("/login/github/callback", params={"code": "x", "state": "forged"})
+    assert replay.status_code == 403
+    start = client.get("/login/github")
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    unknown_code = client.get("/login/github/callback", params={"code": "nope", "state": state})
+    assert unknown_code.status_code == 400
