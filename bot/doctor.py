@@ -45,7 +45,7 @@ def _short(exc: BaseException) -> str:
     return redact_text(text)[:300]
 
 
-def check_redis(settings: Settings) -> Check:
+def check_redis(settings: Settings) -> list[Check]:
     import redis
 
     client = redis.Redis.from_url(
@@ -54,17 +54,33 @@ def check_redis(settings: Settings) -> Check:
     try:
         client.ping()
         info = client.info("server")
+        try:
+            persistence = client.info("persistence")
+        except Exception:  # some managed Redis services hide INFO sections
+            persistence = {}
     except Exception as exc:  # any failure here is the check's answer
-        return Check(
-            "redis",
-            "fail",
-            f"cannot reach {redact_text(settings.redis_url)}: {_short(exc)}",
-            "start Redis (docker compose up redis, or apt-get install redis-server) and set "
-            "REDIS_URL=redis://HOST:6379/0",
-        )
+        return [
+            Check(
+                "redis",
+                "fail",
+                f"cannot reach {redact_text(settings.redis_url)}: {_short(exc)}",
+                "start Redis (docker compose up redis, or apt-get install redis-server) and set "
+                "REDIS_URL=redis://HOST:6379/0",
+            )
+        ]
     finally:
         client.close()
-    return Check("redis", "ok", f"Redis {info.get('redis_version', '?')} answers PING")
+    checks = [Check("redis", "ok", f"Redis {info.get('redis_version', '?')} answers PING")]
+    if persistence and not int(persistence.get("aof_enabled", 0) or 0):
+        checks.append(
+            Check(
+                "redis persistence",
+                "warn",
+                "append-only persistence is off: a Redis restart loses queued jobs",
+                "run redis-server with --appendonly yes (deploy/docker-compose.yml does)",
+            )
+        )
+    return checks
 
 
 def check_github_app(settings: Settings) -> Check:
@@ -347,7 +363,7 @@ def run_checks(
                 "set SELFHEAL_ADMIN_TOKEN to a long random string",
             )
         )
-    checks.append(check_redis(settings))
+    checks.extend(check_redis(settings))
     checks.append(check_github_app(settings))
     checks.extend(check_webhook_secrets(settings))
     checks.extend(check_models(settings))
