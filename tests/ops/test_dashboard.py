@@ -200,3 +200,16 @@ def test_github_sign_in_refuses_others(vendors: Vendors, jobs: list[dict[str, An
     state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
     unknown_code = client.get("/login/github/callback", params={"code": "nope", "state": state})
     assert unknown_code.status_code == 400
+
+
+def test_huge_logs_show_their_tail_and_hostile_text_is_escaped(
+    jobs: list[dict[str, Any]],
+) -> None:
+    folder = Path(jobs[0]["artifacts_dir"])
+    (folder / "test-before.log").write_text("noise line\n" * 100_000 + "E   KeyError: 'gone'\n")
+    with (folder / "trajectory.jsonl").open("a") as handle:
+        handle.write(json.dumps({"role": "fixer", "kind": "tool", "tool": "<script>x()</script>"}))
+        handle.write("\n")
+    page = signed_in(jobs).get("/jobs/job-4f2a").text
+    assert "bytes not shown]" in page and "E   KeyError: &#39;gone&#39;" in page
+    assert "<script>x()" not in page and "&lt;script&gt;x()" in page
