@@ -55,3 +55,4 @@ def main() -> None:
 
 # --- command registration (one line per command module) ---
 from bot import cli_fix  # noqa: E402,F401  fix, demo
+from bot import cli_doctor  # noqa: E402,F401  doctor

@@ -95,6 +95,18 @@ class Settings(BaseSettings):
     selfheal_artifacts_dir: Path = Path("selfheal-artifacts")
     selfheal_sandbox: SandboxBackend = "bwrap"
 
+    # Operating the bot: setup flow, dashboard, logs, doctor
+    selfheal_public_url: str | None = None  # https://selfheal.example.com, used by /setup
+    selfheal_env_file: Path = Path(".env")  # where /setup writes the new App's credentials
+    selfheal_admin_token: SecretStr | None = None  # opens the dashboard at /
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    selfheal_admin_users: str | None = None  # GitHub logins that may sign in to the dashboard
+    selfheal_log_format: Literal["auto", "json", "console"] = "auto"
+    selfheal_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    selfheal_release: str | None = None  # reported to Sentry; defaults to the package version
+    selfheal_min_free_disk_gb: float = 5.0  # doctor fails below this much free cache space
+
     @field_validator(
         "sentry_project_repos", "pagerduty_service_repos", "selfheal_models", mode="before"
     )
