@@ -54,5 +54,7 @@ def main() -> None:
 
 
 # --- command registration (one line per command module) ---
-from bot import cli_fix  # noqa: E402,F401  fix, demo
-from bot import cli_doctor  # noqa: E402,F401  doctor
+from bot import (
+    cli_doctor,  # noqa: F401  doctor
+    cli_fix,  # noqa: F401  fix, demo
+)
