@@ -53,8 +53,5 @@ def main() -> None:
         sys.exit(error.exit_code)
 
 
-# --- command registration (one line per command module) ---
-from bot import (
-    cli_doctor,  # noqa: F401  doctor
-    cli_fix,  # noqa: F401  fix, demo
-)
+# --- command registration (each module adds its commands to `app` when imported) ---
+from bot import cli_doctor, cli_fix
