@@ -54,3 +54,6 @@ def main() -> None:
 
 
 # --- command registration (one line per command module) ---
+from bot import policy_cli  # noqa: E402
+
+app.add_typer(policy_cli.app, name="policy")
