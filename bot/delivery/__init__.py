@@ -1,0 +1,1 @@
+"""Carry out a decision: locally (a git branch) or on GitHub (branch, PR, check run, merge)."""
