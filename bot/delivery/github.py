@@ -9,7 +9,8 @@ nothing for it to wait on) it merges over REST with the expected head SHA once t
 are green. A write that failed ambiguously (5xx, timeout, 405, 409) is never retried blindly:
 the PR is read back first and the result comes from what GitHub says happened.
 
-May import: bot.github, bot.policy, bot.incident, bot.messages, bot.backlinks, bot.errors.
+May import: bot.github, bot.policy, bot.incident, bot.messages, bot.backlinks, bot.settings,
+bot.errors.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from githubkit import GitHub
 from githubkit.exception import GitHubException, GraphQLFailed, RequestFailed, RequestTimeout
 
 from bot import messages
+from bot.backlinks import post_backlinks
 from bot.errors import SelfhealError
 from bot.github.app import GitHubApp, split_repo
 from bot.github.credentials import git_auth_env
 from bot.incident import Incident
 from bot.policy import Action, Decision
+from bot.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -407,14 +410,25 @@ def _trigger_url(gh: GitHub[Any], req: GitHubDelivery) -> str | None:
     return str(data.get("html_url") or "") or None
 
 
-def deliver_to_github(req: GitHubDelivery, client: GitHubApp) -> DeliveryResult:
-    """Carry out `req.decision` on GitHub; see the module docstring for the guarantees."""
+def deliver_to_github(
+    req: GitHubDelivery, client: GitHubApp, settings: Settings | None = None
+) -> DeliveryResult:
+    """Carry out `req.decision` on GitHub; see the module docstring for the guarantees.
+
+    With `settings`, a PR that was just opened or merged is linked back from the PagerDuty
+    incident or Sentry issue (when those tokens are configured).
+    """
     gh = client.installation_client(req.installation_id)
     with gh:  # one HTTP connection pool for the whole delivery
-        return _deliver(gh, req, client)
+        result, created = _deliver(gh, req, client)
+    if settings is not None and result.pr_url and (created or result.merged):
+        result.notes += post_backlinks(settings, req.incident, result.pr_url, result.merged)
+    return result
 
 
-def _deliver(gh: GitHub[Any], req: GitHubDelivery, client: GitHubApp) -> DeliveryResult:
+def _deliver(
+    gh: GitHub[Any], req: GitHubDelivery, client: GitHubApp
+) -> tuple[DeliveryResult, bool]:
     owner, name = split_repo(req.repo)
     action = req.decision.action
     result = DeliveryResult(action_taken=Action.REPORT.label)
@@ -424,7 +438,7 @@ def _deliver(gh: GitHub[Any], req: GitHubDelivery, client: GitHubApp) -> Deliver
         if req.incident.ref and len(req.incident.ref) == 40:
             result.check_run_id = _check_run(gh, req, req.incident.ref, None)
         _comment_on_trigger(gh, req, result)
-        return result
+        return result, False
 
     existing = find_pull_for_branch(gh, req.repo, req.branch)
     if existing is not None and existing.get("state") != "open" and not existing.get("merged"):
@@ -434,7 +448,7 @@ def _deliver(gh: GitHub[Any], req: GitHubDelivery, client: GitHubApp) -> Deliver
             "Selfheal does not reopen or replace it"
         )
         _comment_on_trigger(gh, req, result)
-        return result
+        return result, False
     if existing is not None and existing.get("merged"):
         existing = None  # the problem came back after a merged fix: a new PR
 
@@ -447,6 +461,7 @@ def _deliver(gh: GitHub[Any], req: GitHubDelivery, client: GitHubApp) -> Deliver
     body = messages.pr_body(req.incident, req.decision, req.report_markdown, trigger_url)
     draft = action is Action.DRAFT_PR
     pull: dict[str, Any] | None = None
+    created = False
     if existing is None:
         try:
             pull = _raw(
@@ -460,6 +475,7 @@ def _deliver(gh: GitHub[Any], req: GitHubDelivery, client: GitHubApp) -> Deliver
                     draft=draft,
                 )
             )
+            created = True
         except RequestFailed as exc:
             if exc.response.status_code != 422:
                 raise DeliveryError(f"cannot open the pull request ({_message(exc)})") from None
@@ -509,7 +525,7 @@ def _deliver(gh: GitHub[Any], req: GitHubDelivery, client: GitHubApp) -> Deliver
         merged=result.merged,
         auto_merge=result.auto_merge_enabled,
     )
-    return result
+    return result, created
 
 
 def _comment_on_trigger(gh: GitHub[Any], req: GitHubDelivery, result: DeliveryResult) -> None:

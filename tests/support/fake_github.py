@@ -1053,7 +1053,9 @@ def fake_github(root: Path, bot_login: str = "selfheal[bot]") -> Iterator[FakeGi
     server = _Server(fake)
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     fake.server_log = server.log  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, name="fake-github", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="fake-github", daemon=True
+    )
     thread.start()
     try:
         yield fake
