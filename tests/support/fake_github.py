@@ -70,6 +70,20 @@ def _user(login: str, type_: str = "User", uid: int = 1) -> dict[str, Any]:
         "html_url": f"https://github.example/{login}",
         "type": type_,
         "site_admin": False,
+        **{
+            f"{k}_url": f"/users/{login}/{k}"
+            for k in (
+                "followers",
+                "following",
+                "gists",
+                "starred",
+                "subscriptions",
+                "organizations",
+                "repos",
+                "events",
+                "received_events",
+            )
+        },
     }
 
 
@@ -293,6 +307,30 @@ class FakeGitHub:
     ) -> dict[str, Any]:
         with self.lock:
             return self._comment(self.repos[repo], number, body, user, type_)
+
+    def add_manifest_code(self, code: str, name: str = "selfheal") -> dict[str, Any]:
+        """Make `code` redeemable once at POST /app-manifests/{code}/conversions."""
+        conversion = {
+            "id": self.app_id,
+            "slug": name,
+            "node_id": f"A_{self.app_id}",
+            "client_id": "Iv1.fake",
+            "client_secret": secrets.token_hex(20),
+            "webhook_secret": secrets.token_hex(20),
+            "pem": self.private_key,
+            "owner": _user("acme", "Organization", 7),
+            "name": name,
+            "description": "",
+            "external_url": "https://selfheal.example",
+            "html_url": f"{self.base_url}/apps/{name}",
+            "created_at": _now(),
+            "updated_at": _now(),
+            "permissions": {"contents": "write", "pull_requests": "write", "issues": "write"},
+            "events": ["issues", "issue_comment", "pull_request"],
+        }
+        with self.lock:
+            self.manifest_codes[code] = conversion
+        return conversion
 
     def add_delivery(
         self, guid: str, status: str = "OK", event: str = "issues", installation_id: int = 1

@@ -1,0 +1,43 @@
+"""App-level calls on the fake GitHub, parsed by githubkit's models: webhook deliveries
+(list and redeliver), the manifest code conversion, the repo's installation."""
+
+from __future__ import annotations
+
+import pytest
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+
+from bot.github.app import GitHubApp
+from tests.github.conftest import REPO
+from tests.support.fake_github import FakeGitHub
+
+
+def test_failed_deliveries_are_listed_and_redelivered(gh: FakeGitHub, app: GitHubApp) -> None:
+    gh.add_delivery("guid-ok", "OK")
+    failed = gh.add_delivery("guid-failed", "Invalid HTTP Response: 502")
+    listed = app.app_client.rest.apps.list_webhook_deliveries(per_page=100, status="failure")
+    assert [d.guid for d in listed.parsed_data] == ["guid-failed"]
+    assert app.app_client.rest.apps.redeliver_webhook_delivery(failed).status_code == 202
+    assert gh.redelivered == [failed]
+
+
+def test_app_routes_need_the_app_jwt(gh: FakeGitHub, app: GitHubApp) -> None:
+    token = app.installation_token(1)
+    with_token = GitHub(token, base_url=gh.api_url, auto_retry=False)
+    with pytest.raises(RequestFailed) as info:
+        with_token.rest.apps.list_webhook_deliveries()
+    assert info.value.response.status_code == 401
+
+
+def test_manifest_code_converts_once(gh: FakeGitHub) -> None:
+    gh.add_manifest_code("code123")
+    anonymous = GitHub(base_url=gh.api_url, auto_retry=False)
+    created = anonymous.rest.apps.create_from_manifest("code123").parsed_data
+    assert created.id == gh.app_id and created.pem == gh.private_key and created.webhook_secret
+    with pytest.raises(RequestFailed) as info:  # a manifest code is single-use
+        anonymous.rest.apps.create_from_manifest("code123")
+    assert info.value.response.status_code == 404
+
+
+def test_installation_is_found_for_a_repository(app: GitHubApp) -> None:
+    assert app.installation_id_for(REPO) == 1
