@@ -9,7 +9,9 @@ timeouts and the same retry rules:
   worker gives the job back instead of sleeping for an hour; never more than `max_rate_retries`
   waits for one request;
 - 5xx on reads (GET/HEAD) are retried with backoff; writes are never retried here, because a
-  write that failed with a 5xx or a timeout may have happened: the caller reads state first.
+  write that failed with a 5xx or a timeout may have happened: the caller reads state first;
+- at most 10 requests at once per process, and writes are spaced (1 s by default) so bursts
+  stay under GitHub's secondary limits.
 
 Installation tokens are cached until five minutes before they expire, so a token handed to git
 stays valid for a clone or a push. May import: bot.settings, bot.errors.
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,6 +33,7 @@ from githubkit.auth.base import BaseAuthStrategy
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed
 from githubkit.retry import RetryOption
+from githubkit.throttling import BaseThrottler
 
 from bot.errors import SelfhealError, SettingsError
 
@@ -83,6 +87,47 @@ class RetryPolicy:
         return RetryOption(False)
 
 
+class PacedThrottler(BaseThrottler):
+    """Few concurrent requests, and a pause between writes (GitHub's best practice: about a
+    second between POST/PATCH/PUT/DELETE; content creation is limited to 80 a minute)."""
+
+    WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+    def __init__(self, max_concurrency: int = 10, write_interval_s: float = 1.0) -> None:
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._write_lock = threading.Lock()
+        self._interval = write_interval_s
+        self._last_write = 0.0
+
+    def _pace(self, request: httpx.Request) -> float:
+        """Reserve the next write slot; returns how long to wait for it."""
+        if request.method not in self.WRITES or self._interval <= 0:
+            return 0.0
+        with self._write_lock:
+            now = time.monotonic()
+            slot = max(now, self._last_write + self._interval)
+            self._last_write = slot
+            return slot - now
+
+    @contextmanager
+    def acquire(self, request: httpx.Request) -> Generator[None, Any, Any]:
+        wait = self._pace(request)
+        if wait > 0:
+            time.sleep(wait)
+        with self._slots:
+            yield
+
+    @asynccontextmanager
+    async def async_acquire(self, request: httpx.Request) -> AsyncGenerator[None, Any]:
+        import anyio
+
+        wait = self._pace(request)
+        if wait > 0:
+            await anyio.sleep(wait)
+        with self._slots:  # held briefly; async callers are rare here
+            yield
+
+
 @dataclass(frozen=True)
 class InstallationToken:
     token: str
@@ -123,6 +168,7 @@ class GitHubApp:
         *,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        write_interval_s: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.app_id = app_id
@@ -135,6 +181,7 @@ class GitHubApp:
         # Our own JWT cache: githubkit's default is process-wide and keyed by app id, so a
         # rotated key (or a second App) would keep signing with the old one for 8 minutes.
         self._cache = MemCacheStrategy()
+        self._throttler = PacedThrottler(write_interval_s=write_interval_s)
         self.app_client = self._client(AppAuthStrategy(app_id, private_key))
 
     def __repr__(self) -> str:
@@ -160,6 +207,7 @@ class GitHubApp:
             http_cache=False,
             auto_retry=self._retry,
             cache_strategy=self._cache,
+            throttler=self._throttler,
         )
 
     def installation_token(self, installation_id: int) -> str:

@@ -45,7 +45,7 @@ def gh(tmp_path: Path) -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def app(gh: FakeGitHub) -> GitHubApp:
-    return GitHubApp(gh.app_id, gh.private_key, gh.api_url, timeout=10)
+    return GitHubApp(gh.app_id, gh.private_key, gh.api_url, timeout=10, write_interval_s=0)
 
 
 def make_worktree(gh: FakeGitHub, app: GitHubApp, path: Path, content: str) -> Path:

@@ -249,7 +249,7 @@ def test_installation_tokens_are_cached_until_five_minutes_before_expiry(
     assert app.installation_token(1) == first
     assert len(gh.calls_to("POST", r"/access_tokens$")) == 1
     gh.token_ttl = gh.token_ttl.__class__(minutes=4)  # new tokens expire inside the margin
-    fresh = GitHubApp(gh.app_id, gh.private_key, gh.api_url)
+    fresh = GitHubApp(gh.app_id, gh.private_key, gh.api_url, write_interval_s=0)
     fresh.installation_token(1)
     fresh.installation_token(1)
     assert len(gh.calls_to("POST", r"/access_tokens$")) == 3
@@ -299,3 +299,31 @@ def test_server_errors_on_reads_are_retried_but_writes_are_not(
     with pytest.raises(Exception, match="502"):
         client.rest.issues.create_comment("acme", "shop", 7, body="hi")
     assert len(gh.calls_to("POST", r"/issues/7/comments$")) == 1
+
+
+def test_a_timed_out_merge_is_read_back(gh: FakeGitHub, worktree: Path) -> None:
+    impatient = GitHubApp(gh.app_id, gh.private_key, gh.api_url, timeout=0.5, write_interval_s=0)
+    gh.fault("PUT", r"/pulls/\d+/merge$", 200, {"merged": True}, apply=True, delay=1.5)
+    result = deliver_to_github(request(worktree, Action.MERGE), impatient)
+    assert result.merged
+    assert len(gh.calls_to("PUT", r"/merge$")) == 1 and len(gh.repos[REPO].merges) == 1
+
+
+def test_a_405_not_mergeable_is_not_retried(gh: FakeGitHub, app: GitHubApp, worktree: Path) -> None:
+    gh.fault("PUT", r"/pulls/\d+/merge$", 405, {"message": "Pull Request is not mergeable"})
+    result = deliver_to_github(request(worktree, Action.MERGE), app)
+    assert not result.merged and result.pr_number is not None
+    assert len(gh.calls_to("PUT", r"/merge$")) == 1
+    assert any("not mergeable" in n for n in result.notes)
+    assert any("not mergeable" in c["body"] for c in gh.repos[REPO].comments[7])
+
+
+def test_writes_are_spaced_to_respect_secondary_limits(gh: FakeGitHub) -> None:
+    paced = GitHubApp(gh.app_id, gh.private_key, gh.api_url, write_interval_s=0.3)
+    client = paced.installation_client(1)
+    started = time.monotonic()
+    with client:
+        for _ in range(3):
+            client.rest.issues.create_comment("acme", "shop", 7, body="hi")
+    # the token request is a write too: four writes, three gaps
+    assert time.monotonic() - started >= 0.9

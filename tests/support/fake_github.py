@@ -26,6 +26,7 @@ import re
 import secrets
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class Fault:
     headers: dict[str, str]
     times: int
     apply: bool
+    delay: float = 0.0
 
 
 @dataclass
@@ -258,6 +260,7 @@ class FakeGitHub:
         headers: dict[str, str] | None = None,
         times: int = 1,
         apply: bool = False,
+        delay: float = 0.0,
     ) -> None:
         """Answer the next `times` requests matching `method` and `path` (a regex) with `status`."""
         with self.lock:
@@ -270,6 +273,7 @@ class FakeGitHub:
                     headers or {},
                     times,
                     apply,
+                    delay,
                 )
             )
 
@@ -546,6 +550,19 @@ class FakeGitHub:
         headers: dict[str, str],
         body: Any,
     ) -> tuple[int, Any, dict[str, str]]:
+        status, data, extra, delay = self._handle(method, path, query, headers, body)
+        if delay:
+            time.sleep(delay)  # a slow answer (the client may time out first)
+        return status, data, extra
+
+    def _handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: Any,
+    ) -> tuple[int, Any, dict[str, str], float]:
         with self.lock:
             call = Call(method, path, query, headers, body)
             self.calls.append(call)
@@ -562,10 +579,10 @@ class FakeGitHub:
                 if fault.apply:
                     self._route(method, path, query, headers, body)
                 call.status = fault.status
-                return fault.status, fault.body, fault.headers
+                return fault.status, fault.body, fault.headers, fault.delay
             status, data, extra = self._route(method, path, query, headers, body)
             call.status = status
-            return status, data, extra
+            return status, data, extra, 0.0
 
     def _route(
         self,
