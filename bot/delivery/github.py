@@ -268,6 +268,30 @@ def push_branch(worktree: Path, clone_url: str, branch: str, token: str) -> str:
 # --- merge ----------------------------------------------------------------------------------
 
 
+PR_FLAG_MUTATION = """
+mutation($id: ID!) {
+  %s(input: {pullRequestId: $id}) { pullRequest { number isDraft } }
+}
+"""
+
+
+def _set_pr_flag(
+    gh: GitHub[Any], mutation: str, pull: dict[str, Any], result: DeliveryResult
+) -> bool:
+    """Run a one-argument PR mutation (disable auto-merge, draft <-> ready); notes failures."""
+    try:
+        gh.graphql(PR_FLAG_MUTATION % mutation, {"id": pull["node_id"]})
+    except (GraphQLFailed, RequestFailed, RequestTimeout) as exc:
+        detail = (
+            "; ".join(str(getattr(e, "message", e)) for e in exc.response.errors or [])
+            if isinstance(exc, GraphQLFailed)
+            else _message(exc)
+        )
+        result.notes.append(f"{mutation} on #{pull['number']} failed ({detail})")
+        return False
+    return True
+
+
 def _enable_auto_merge(
     gh: GitHub[Any], pull: dict[str, Any], sha: str, method: str
 ) -> tuple[bool, str]:
@@ -434,13 +458,24 @@ def _deliver(
     result = DeliveryResult(action_taken=Action.REPORT.label)
     trigger_url = _trigger_url(gh, req)
 
+    existing = find_pull_for_branch(gh, req.repo, req.branch)
+    if existing is not None and existing.get("state") == "open" and existing.get("auto_merge"):
+        # Auto-merge armed by an earlier run must not merge what this run pushes (or decided
+        # against): disarm it before anything else; a `merge` decision re-arms it below.
+        _set_pr_flag(gh, "disablePullRequestAutoMerge", existing, result)
+
     if action is Action.REPORT:
         if req.incident.ref and len(req.incident.ref) == 40:
             result.check_run_id = _check_run(gh, req, req.incident.ref, None)
+        if existing is not None and existing.get("state") == "open":
+            result.pr_number, result.pr_url = int(existing["number"]), existing.get("html_url")
+            result.notes.append(
+                f"this run's fix was not good enough to deliver; pull request "
+                f"#{existing['number']} keeps its earlier commit"
+            )
         _comment_on_trigger(gh, req, result)
         return result, False
 
-    existing = find_pull_for_branch(gh, req.repo, req.branch)
     if existing is not None and existing.get("state") != "open" and not existing.get("merged"):
         result.pr_number, result.pr_url = int(existing["number"]), existing.get("html_url")
         result.notes.append(
@@ -486,8 +521,10 @@ def _deliver(
         pull = _raw(
             gh.rest.pulls.update(owner, name, int(existing["number"]), title=title, body=body)
         )
-        if bool(pull.get("draft")) and not draft:
-            result.notes.append("the pull request is still a draft; mark it ready for review")
+        if bool(pull.get("draft")) != draft:
+            mutation = "convertPullRequestToDraft" if draft else "markPullRequestReadyForReview"
+            if _set_pr_flag(gh, mutation, pull, result):
+                pull = {**pull, "draft": draft}
     assert pull is not None
     result.pr_number, result.pr_url = int(pull["number"]), str(pull.get("html_url"))
     result.action_taken = Action.DRAFT_PR.label if pull.get("draft") else Action.PR.label

@@ -327,3 +327,31 @@ def test_writes_are_spaced_to_respect_secondary_limits(gh: FakeGitHub) -> None:
             client.rest.issues.create_comment("acme", "shop", 7, body="hi")
     # the token request is a write too: four writes, three gaps
     assert time.monotonic() - started >= 0.9
+
+
+def test_a_lower_decision_on_a_rerun_disarms_auto_merge_before_pushing(
+    gh: FakeGitHub, app: GitHubApp, worktree: Path, tmp_path: Path
+) -> None:
+    repo = gh.repos[REPO]
+    repo.allow_auto_merge, repo.required_checks = True, ["ci"]
+    first = deliver_to_github(request(worktree, Action.MERGE), app)
+    assert first.auto_merge_enabled and first.pr_number is not None
+    rerun = make_worktree(gh, app, tmp_path / "wt2", "def total(items):\n    return 0\n")
+    second = deliver_to_github(request(rerun, Action.PR), app)
+    assert second.pr_number == first.pr_number and not second.auto_merge_enabled
+    assert repo.pulls[first.pr_number].auto_merge is None
+    assert second.head_sha is not None
+    gh.complete_check(REPO, second.head_sha, "ci", "success")
+    assert repo.merges == []  # CI passing no longer merges what the policy did not allow
+    disarm = gh.calls_to("POST", r"/api/graphql$")[1]
+    push = [c for c in gh.calls if c.path.endswith("git-receive-pack")][-1]
+    assert gh.calls.index(disarm) < gh.calls.index(push)
+
+
+def test_a_draft_becomes_ready_when_a_rerun_earns_a_pr(
+    gh: FakeGitHub, app: GitHubApp, worktree: Path
+) -> None:
+    first = deliver_to_github(request(worktree, Action.DRAFT_PR), app)
+    second = deliver_to_github(request(worktree, Action.PR), app)
+    assert first.pr_number == second.pr_number is not None
+    assert not gh.repos[REPO].pulls[second.pr_number].draft and second.action_taken == "pr"

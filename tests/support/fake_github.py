@@ -905,6 +905,12 @@ class FakeGitHub:
             return 401, {"message": "Bad credentials"}, {}
         query = str((body or {}).get("query", ""))
         variables = (body or {}).get("variables") or {}
+        flag = re.search(
+            r"(disablePullRequestAutoMerge|markPullRequestReadyForReview|convertPullRequestToDraft)",
+            query,
+        )
+        if flag:
+            return self._graphql_flag(inst, flag.group(1), str(variables.get("id", "")))
         if "enablePullRequestAutoMerge" not in query:
             return (
                 200,
@@ -982,6 +988,45 @@ class FakeGitHub:
                     }
                 }
             },
+            {},
+        )
+
+    def _graphql_flag(self, inst: int, mutation: str, node: str) -> tuple[int, Any, dict[str, str]]:
+        m = re.fullmatch(r"PR_(\d+)_(\d+)", node)
+        repo = next((r for r in self.repos.values() if m and r.id == int(m.group(1))), None)
+        if repo is None or m is None or int(m.group(2)) not in repo.pulls:
+            return (
+                200,
+                {
+                    "data": {mutation: None},
+                    "errors": [
+                        {
+                            "type": "NOT_FOUND",
+                            "message": f"Could not resolve to a node with the id '{node}'",
+                        }
+                    ],
+                },
+                {},
+            )
+        if repo.full_name not in self.installations.get(inst, set()):
+            return (
+                200,
+                {
+                    "data": {mutation: None},
+                    "errors": [
+                        {"type": "FORBIDDEN", "message": "Resource not accessible by integration"}
+                    ],
+                },
+                {},
+            )
+        pull = repo.pulls[int(m.group(2))]
+        if mutation == "disablePullRequestAutoMerge":
+            pull.auto_merge = None
+        else:
+            pull.draft = mutation == "convertPullRequestToDraft"
+        return (
+            200,
+            {"data": {mutation: {"pullRequest": {"number": pull.number, "isDraft": pull.draft}}}},
             {},
         )
 
