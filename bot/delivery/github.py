@@ -9,12 +9,13 @@ nothing for it to wait on) it merges over REST with the expected head SHA once t
 are green. A write that failed ambiguously (5xx, timeout, 405, 409) is never retried blindly:
 the PR is read back first and the result comes from what GitHub says happened.
 
-May import: bot.github, bot.policy, bot.incident, bot.messages, bot.backlinks, bot.settings,
-bot.errors.
+May import: bot.github, bot.policy, bot.repo_config, bot.incident, bot.messages, bot.backlinks,
+bot.settings, bot.errors.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import time
@@ -28,11 +29,12 @@ from githubkit.exception import GitHubException, GraphQLFailed, RequestFailed, R
 
 from bot import messages
 from bot.backlinks import post_backlinks
-from bot.errors import SelfhealError
+from bot.errors import ConfigError, SelfhealError
 from bot.github.app import GitHubApp, split_repo
 from bot.github.credentials import git_auth_env
 from bot.incident import Incident
 from bot.policy import Action, Decision
+from bot.repo_config import CONFIG_PATH, RepoConfig, parse_repo_config
 from bot.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -223,15 +225,62 @@ def post_comment(gh: GitHub[Any], repo: str, number: int, body: str) -> str:
 
 
 def post_config_error(
-    client: GitHubApp, repo: str, installation_id: int, number: int, error: str
+    client: GitHubApp,
+    repo: str,
+    installation_id: int,
+    number: int | None,
+    error: str,
+    head_sha: str | None = None,
 ) -> str:
-    """Explain an invalid `.github/selfheal.yml` (field and line) on the triggering issue/PR."""
+    """Explain an invalid `.github/selfheal.yml` (file, line, field): as a comment on the
+    triggering issue or PR (edited, not repeated, on later runs), or, when the job has no
+    issue or PR (a Sentry or PagerDuty alert), as a `selfheal` check run on `head_sha`.
+    Returns the comment's or check run's URL ("" when there is nowhere to say it)."""
     gh = client.installation_client(installation_id)
     body = messages.config_error_comment(error)
     with gh:
-        return upsert_comment(
-            gh, repo, number, body, messages.marker("config-error", "selfheal.yml")
-        )
+        if number is not None:
+            return upsert_comment(
+                gh, repo, number, body, messages.marker("config-error", "selfheal.yml")
+            )
+        if head_sha is None:
+            return ""
+        owner, name = split_repo(repo)
+        check: dict[str, Any] = {
+            "name": SELFHEAL_CHECK,
+            "head_sha": head_sha,
+            "status": "completed",
+            "conclusion": "action_required",
+            "output": {"title": "Invalid .github/selfheal.yml", "summary": body},
+        }
+        data = _raw(gh.rest.checks.create(owner, name, data=check))  # type: ignore[call-overload]
+        return str(data.get("html_url", ""))
+
+
+def fetch_repo_config(
+    gh: GitHub[Any], repo: str, branch: str | None = None
+) -> tuple[RepoConfig, str | None]:
+    """`.github/selfheal.yml` from the default branch (or `branch`) through the API, for
+    events handled without a clone. Returns the config and the error text when it is invalid
+    (then the config is the safe default); an absent file gives the defaults and no error."""
+    owner, name = split_repo(repo)
+    if branch is None:
+        branch = str(_raw(gh.rest.repos.get(owner, name)).get("default_branch") or "main")
+    try:
+        data = _raw(gh.rest.repos.get_content(owner, name, CONFIG_PATH, ref=branch))
+    except RequestFailed as exc:
+        if exc.response.status_code == 404:
+            return RepoConfig(), None
+        raise
+    if not isinstance(data, dict) or data.get("type") != "file":
+        return RepoConfig(), f"{CONFIG_PATH}: expected a file"
+    try:
+        text = base64.b64decode(str(data.get("content") or "")).decode("utf-8")
+        return parse_repo_config(text), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return RepoConfig(), f"{CONFIG_PATH}: cannot read the file ({exc})"
+    except ConfigError as exc:
+        return RepoConfig(), str(exc)
 
 
 # --- git ------------------------------------------------------------------------------------

@@ -13,13 +13,14 @@ from bot.delivery.github import (
     GitHubDelivery,
     branch_name,
     deliver_to_github,
+    fetch_repo_config,
     merge_if_green,
     post_config_error,
 )
 from bot.errors import ConfigError
 from bot.github.app import GitHubApp, RateLimited
 from bot.policy import Action
-from bot.repo_config import parse_repo_config
+from bot.repo_config import RepoConfig, parse_repo_config
 from tests.github.conftest import INCIDENT, REPO, decision_for, make_worktree
 from tests.support.fake_github import FakeGitHub
 
@@ -355,3 +356,26 @@ def test_a_draft_becomes_ready_when_a_rerun_earns_a_pr(
     second = deliver_to_github(request(worktree, Action.PR), app)
     assert first.pr_number == second.pr_number is not None
     assert not gh.repos[REPO].pulls[second.pr_number].draft and second.action_taken == "pr"
+
+
+def test_invalid_config_without_an_issue_goes_to_a_check_run(
+    gh: FakeGitHub, app: GitHubApp
+) -> None:
+    sha = gh.repos[REPO].sha("main")
+    url = post_config_error(app, REPO, 1, None, "selfheal.yml: line 2: x: bad", head_sha=sha)
+    (check,) = gh.repos[REPO].check_runs
+    assert url == check["html_url"] and check["conclusion"] == "action_required"
+    assert "line 2: x: bad" in check["output"]["summary"]
+
+
+def test_the_config_is_read_from_the_default_branch(gh: FakeGitHub, app: GitHubApp) -> None:
+    client = app.installation_client(1)
+    assert fetch_repo_config(client, REPO) == (RepoConfig(), None)
+    gh.add_repo("acme/cfg", {".github/selfheal.yml": "policy:\n  auto_merge: true\n"})
+    gh.add_repo("acme/bad", {".github/selfheal.yml": "policy:\n  daily_merge_cap: lots\n"})
+    config, error = fetch_repo_config(client, "acme/cfg")
+    assert config.policy.auto_merge and error is None
+    config, error = fetch_repo_config(client, "acme/bad")
+    assert (
+        config == RepoConfig() and error is not None and "line 2: policy.daily_merge_cap" in error
+    )

@@ -868,6 +868,19 @@ class FakeGitHub:
                 {"state": state, "statuses": statuses, "sha": sha, "total_count": len(statuses)},
                 {},
             )
+        m = re.fullmatch(r"/contents/(.+)", p)
+        if m and method == "GET":
+            ref = q.get("ref", r.default_branch)
+            try:
+                text = r.git("show", f"{ref}:{unquote(m.group(1))}")
+            except subprocess.CalledProcessError:
+                return 404, {"message": "Not Found"}, {}
+            encoded = base64.b64encode((text + "\n").encode()).decode()
+            return (
+                200,
+                {"type": "file", "encoding": "base64", "path": m.group(1), "content": encoded},
+                {},
+            )
         m = re.fullmatch(r"/branches/([^/]+)", p)
         if m and method == "GET":
             sha = r.sha(m.group(1))
