@@ -351,6 +351,12 @@ def _enable_auto_merge(
     except GraphQLFailed as exc:
         errors = exc.response.errors or []
         return False, "; ".join(str(getattr(e, "message", e)) for e in errors) or "refused"
+    except (RequestFailed, RequestTimeout) as exc:
+        # Ambiguous: read back whether GitHub armed it before deciding anything else.
+        armed = bool(
+            get_pull(gh, str(pull["base"]["repo"]["full_name"]), pull["number"]).get("auto_merge")
+        )
+        return armed, f"auto-merge request {_message(exc)}; read back: armed={armed}"
     return True, "auto-merge enabled"
 
 
@@ -492,8 +498,15 @@ def deliver_to_github(
     incident or Sentry issue (when those tokens are configured).
     """
     gh = client.installation_client(req.installation_id)
-    with gh:  # one HTTP connection pool for the whole delivery
-        result, created = _deliver(gh, req, client)
+    try:
+        with gh:  # one HTTP connection pool for the whole delivery
+            result, created = _deliver(gh, req, client)
+    except GitHubException as exc:
+        # Safe to retry the whole job: the PR is found again by its branch, never duplicated.
+        where = ""
+        if isinstance(exc, (RequestFailed, RequestTimeout)):
+            where = f"{exc.request.method} {exc.request.url.path}"
+        raise DeliveryError(f"GitHub call failed: {where} {_message(exc)}".strip()) from None
     if settings is not None and result.pr_url and (created or result.merged):
         result.notes += post_backlinks(settings, req.incident, result.pr_url, result.merged)
     return result
@@ -560,12 +573,15 @@ def _deliver(
                 )
             )
             created = True
-        except RequestFailed as exc:
-            if exc.response.status_code != 422:
+        except (RequestFailed, RequestTimeout) as exc:
+            # 422 "already exists" (a concurrent job) or an ambiguous 5xx/timeout: read back.
+            status = _status(exc)
+            if status is not None and status < 500 and status != 422:
                 raise DeliveryError(f"cannot open the pull request ({_message(exc)})") from None
-            existing = find_pull_for_branch(gh, req.repo, req.branch)  # a concurrent job
+            existing = find_pull_for_branch(gh, req.repo, req.branch)
             if existing is None or existing.get("state") != "open":
                 raise DeliveryError(f"cannot open the pull request ({_message(exc)})") from None
+            created = status != 422
     if existing is not None:
         pull = _raw(
             gh.rest.pulls.update(owner, name, int(existing["number"]), title=title, body=body)

@@ -62,10 +62,12 @@ class RetryPolicy:
         max_rate_wait: timedelta = timedelta(seconds=90),
         max_rate_retries: int = 2,
         max_read_retries: int = 3,
+        read_backoff_s: float = 0.5,
     ) -> None:
         self.max_rate_wait = max_rate_wait
         self.max_rate_retries = max_rate_retries
         self.max_read_retries = max_read_retries
+        self.read_backoff_s = read_backoff_s
 
     def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
         if isinstance(exc, RateLimitExceeded):
@@ -83,7 +85,9 @@ class RetryPolicy:
             and exc.request.method in ("GET", "HEAD")
             and retry_count < self.max_read_retries
         ):
-            return RetryOption(True, timedelta(seconds=0.5 * (retry_count + 1) ** 2))
+            return RetryOption(
+                True, timedelta(seconds=self.read_backoff_s * (retry_count + 1) ** 2)
+            )
         return RetryOption(False)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.evidence import Evidence, Reproduction, Suite, SuiteCounts
-from bot.github.app import GitHubApp
+from bot.github.app import GitHubApp, RetryPolicy
 from bot.github.credentials import git_auth_env
 from bot.incident import Frame, Incident
 from bot.patch import Patch
@@ -45,7 +45,10 @@ def gh(tmp_path: Path) -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def app(gh: FakeGitHub) -> GitHubApp:
-    return GitHubApp(gh.app_id, gh.private_key, gh.api_url, timeout=10, write_interval_s=0)
+    fast = RetryPolicy(read_backoff_s=0.01)
+    return GitHubApp(
+        gh.app_id, gh.private_key, gh.api_url, timeout=10, retry=fast, write_interval_s=0
+    )
 
 
 def make_worktree(gh: FakeGitHub, app: GitHubApp, path: Path, content: str) -> Path:

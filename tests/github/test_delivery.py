@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.delivery.github import (
+    DeliveryError,
     GitHubDelivery,
     branch_name,
     deliver_to_github,
@@ -379,3 +380,31 @@ def test_the_config_is_read_from_the_default_branch(gh: FakeGitHub, app: GitHubA
     assert (
         config == RepoConfig() and error is not None and "line 2: policy.daily_merge_cap" in error
     )
+
+
+def test_failed_github_calls_never_duplicate_the_pr(
+    gh: FakeGitHub, app: GitHubApp, worktree: Path
+) -> None:
+    gh.fault("POST", r"/repos/acme/shop/pulls$", 502, apply=True)  # created, answer lost
+    result = deliver_to_github(request(worktree, Action.PR), app)
+    assert len(gh.repos[REPO].pulls) == 1 and result.pr_number in gh.repos[REPO].pulls
+    assert len(gh.calls_to("POST", r"/pulls$")) == 1
+
+    gh.fault("POST", r"/issues/\d+/labels$", 500, times=1)
+    gh.fault("GET", r"/repos/acme/shop$", 500, times=9)  # GitHub down: reads fail too
+    with pytest.raises(DeliveryError, match="GET /api/v3/repos/acme/shop HTTP 500"):
+        deliver_to_github(request(worktree, Action.PR), app)
+    gh.faults.clear()
+    again = deliver_to_github(request(worktree, Action.PR), app)
+    assert again.pr_number == result.pr_number and len(gh.repos[REPO].pulls) == 1
+
+
+def test_an_ambiguous_auto_merge_answer_is_read_back(
+    gh: FakeGitHub, app: GitHubApp, worktree: Path
+) -> None:
+    repo = gh.repos[REPO]
+    repo.allow_auto_merge, repo.required_checks = True, ["ci"]
+    gh.fault("POST", r"/api/graphql$", 502, apply=True)
+    result = deliver_to_github(request(worktree, Action.MERGE), app)
+    assert result.auto_merge_enabled and not gh.calls_to("PUT", r"/merge$")
+    assert len(gh.calls_to("POST", r"/api/graphql$")) == 1
