@@ -100,7 +100,7 @@ def backlinks(incident: Incident, trigger_url: str | None = None) -> list[str]:
 
 def pr_title(incident: Incident) -> str:
     title = " ".join(incident.title.split())[:200] or incident.error_type or "a failure"
-    return f"Fix: {title}"
+    return f"Fix: {neutralize(title)}"
 
 
 def pr_body(
@@ -129,13 +129,15 @@ def pr_body(
         "Comment `/selfheal help` for commands (revise, explain, merge, stop).",
     ]
     fixed = "\n".join(head) + "\n".join(tail)
-    report = truncate(report_markdown, MAX_BODY - len(fixed) - 200)
+    report = truncate(neutralize(report_markdown), MAX_BODY - len(fixed) - 200)
     return "\n".join(head) + report + "\n".join(tail)
 
 
 def check_summary(decision: Decision, report_markdown: str) -> str:
     """The `selfheal` check run's summary, within GitHub's 65,535-character limit."""
-    return truncate(decision_table(decision) + "\n\n" + report_markdown, MAX_CHECK_SUMMARY)
+    return truncate(
+        decision_table(decision) + "\n\n" + neutralize(report_markdown), MAX_CHECK_SUMMARY
+    )
 
 
 def check_title(decision: Decision) -> str:

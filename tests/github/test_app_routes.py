@@ -41,3 +41,11 @@ def test_manifest_code_converts_once(gh: FakeGitHub) -> None:
 
 def test_installation_is_found_for_a_repository(app: GitHubApp) -> None:
     assert app.installation_id_for(REPO) == 1
+
+
+def test_deliveries_are_paginated_with_a_cursor_link(gh: FakeGitHub, app: GitHubApp) -> None:
+    ids = [gh.add_delivery(f"guid-{i}", "Invalid HTTP Response: 502") for i in range(5)]
+    pages = app.app_client.rest.paginate(
+        app.app_client.rest.apps.list_webhook_deliveries, per_page=2, status="failure"
+    )
+    assert [d.id for d in pages] == list(reversed(ids))

@@ -408,3 +408,21 @@ def test_an_ambiguous_auto_merge_answer_is_read_back(
     result = deliver_to_github(request(worktree, Action.MERGE), app)
     assert result.auto_merge_enabled and not gh.calls_to("PUT", r"/merge$")
     assert len(gh.calls_to("POST", r"/api/graphql$")) == 1
+
+
+def test_untrusted_text_cannot_ping_people_or_fake_markers(
+    gh: FakeGitHub, app: GitHubApp, worktree: Path
+) -> None:
+    hostile = INCIDENT.with_changes(
+        title="@acme/everyone ping <!-- selfheal:fingerprint:fake -->",
+        fingerprint=INCIDENT.fingerprint,
+    )
+    report = "error: @octocat was here <!-- selfheal:delivery:x -->"
+    result = deliver_to_github(
+        request(worktree, Action.PR, incident=hostile, report_markdown=report), app
+    )
+    assert result.pr_number is not None
+    pull = gh.repos[REPO].pulls[result.pr_number]
+    for text in (pull.title, pull.body):
+        assert "@acme" not in text and "@octocat" not in text
+    assert pull.body.count("<!-- selfheal:") == 1  # only the bot's own marker

@@ -664,10 +664,18 @@ class FakeGitHub:
                     )
             return 404, {"message": "Not Found"}, {}
         if p == "/app/hook/deliveries" and method == "GET":
-            items = self.deliveries
+            items = list(reversed(self.deliveries))  # newest first, as GitHub lists them
             if "status" in q:
                 items = [d for d in items if (d["status"] == "OK") == (q["status"] == "success")]
-            return 200, items[: int(q.get("per_page", 30))], {}
+            per_page, start = int(q.get("per_page", 30)), int(q.get("cursor", 0))
+            page, extra = items[start : start + per_page], {}
+            if start + per_page < len(items):
+                nxt = f"{self.api_url}app/hook/deliveries?per_page={per_page}"
+                nxt += f"&cursor={start + per_page}"
+                if "status" in q:
+                    nxt += f"&status={q['status']}"
+                extra["Link"] = f'<{nxt}>; rel="next"'
+            return 200, page, extra
         m = re.fullmatch(r"/app/hook/deliveries/(\d+)(/attempts)?", p)
         if m:
             found = [d for d in self.deliveries if d["id"] == int(m.group(1))]
