@@ -199,7 +199,12 @@ class GitHubApp:
                 "GITHUB_APP_ID and GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) are needed "
                 "to talk to GitHub; run `selfheal setup` or set them"
             )
-        return cls(settings.github_app_id, key, settings.github_api_url)
+        return cls(
+            settings.github_app_id,
+            key,
+            settings.github_api_url,
+            write_interval_s=settings.github_write_interval_s,
+        )
 
     def _client(self, auth: Any) -> GitHub[Any]:
         # No HTTP cache: after an ambiguous write we must read the live state, never a copy.

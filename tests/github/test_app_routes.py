@@ -49,3 +49,21 @@ def test_deliveries_are_paginated_with_a_cursor_link(gh: FakeGitHub, app: GitHub
         app.app_client.rest.apps.list_webhook_deliveries, per_page=2, status="failure"
     )
     assert [d.id for d in pages] == list(reversed(ids))
+
+
+def test_the_app_is_built_from_settings(gh: FakeGitHub) -> None:
+    from bot.errors import SettingsError
+    from bot.settings import load_settings
+
+    settings = load_settings(
+        {
+            "GITHUB_APP_ID": str(gh.app_id),
+            "GITHUB_PRIVATE_KEY": gh.private_key.replace("\n", "\\n"),
+            "GITHUB_API_URL": gh.api_url,
+            "GITHUB_WRITE_INTERVAL_S": "0",
+        }
+    )
+    app = GitHubApp.from_settings(settings)
+    assert app.installation_id_for(REPO) == 1 and app.installation_token(1) in gh.tokens
+    with pytest.raises(SettingsError, match="GITHUB_APP_ID"):
+        GitHubApp.from_settings(load_settings({}))
