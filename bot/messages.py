@@ -125,6 +125,7 @@ def pr_body(
     ]
     tail = [
         "",
+        "",
         "---",
         "Comment `/selfheal help` for commands (revise, explain, merge, stop).",
     ]
