@@ -310,7 +310,24 @@ def push_branch(worktree: Path, clone_url: str, branch: str, token: str) -> str:
         return proc.stdout.strip()
 
     sha = git("rev-parse", "HEAD")
-    git("push", "--force", "--quiet", clone_url, f"HEAD:refs/heads/{branch}")
+    # A force push only sets the ref, so repeating it is safe; GitHub (like any git server)
+    # can refuse it transiently when another push holds the ref's lock.
+    for attempt in range(3):
+        try:
+            git("push", "--force", "--quiet", clone_url, f"HEAD:refs/heads/{branch}")
+            return sha
+        except DeliveryError as exc:
+            transient = any(
+                marker in str(exc)
+                for marker in (
+                    "cannot lock ref",
+                    "failed to update ref",
+                    "The requested URL returned error: 5",
+                )
+            )
+            if not transient or attempt == 2:
+                raise
+            time.sleep(0.5 * (attempt + 1))
     return sha
 
 

@@ -426,3 +426,17 @@ def test_untrusted_text_cannot_ping_people_or_fake_markers(
     for text in (pull.title, pull.body):
         assert "@acme" not in text and "@octocat" not in text
     assert pull.body.count("<!-- selfheal:") == 1  # only the bot's own marker
+
+
+def test_two_concurrent_jobs_for_one_problem_make_one_pr(
+    gh: FakeGitHub, app: GitHubApp, worktree: Path, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = make_worktree(gh, app, tmp_path / "wt2", "def total(items):\n    return 0\n")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(
+            pool.map(lambda wt: deliver_to_github(request(wt, Action.PR), app), [worktree, other])
+        )
+    assert len(gh.repos[REPO].pulls) == 1
+    assert {r.pr_number for r in results} == set(gh.repos[REPO].pulls)
