@@ -304,8 +304,8 @@ def test_server_errors_on_reads_are_retried_but_writes_are_not(
 
 
 def test_a_timed_out_merge_is_read_back(gh: FakeGitHub, worktree: Path) -> None:
-    impatient = GitHubApp(gh.app_id, gh.private_key, gh.api_url, timeout=0.5, write_interval_s=0)
-    gh.fault("PUT", r"/pulls/\d+/merge$", 200, {"merged": True}, apply=True, delay=1.5)
+    impatient = GitHubApp(gh.app_id, gh.private_key, gh.api_url, timeout=2.0, write_interval_s=0)
+    gh.fault("PUT", r"/pulls/\d+/merge$", 200, {"merged": True}, apply=True, delay=4.0)
     result = deliver_to_github(request(worktree, Action.MERGE), impatient)
     assert result.merged
     assert len(gh.calls_to("PUT", r"/merge$")) == 1 and len(gh.repos[REPO].merges) == 1
