@@ -27,7 +27,7 @@ import secrets
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -195,6 +195,7 @@ class FakeGitHub:
         self.manifest_codes: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
         self.base_url = ""  # set when the server starts
+        self.server_log: list[str] = []  # the HTTP server's access log
         self._ids = itertools.count(1000)
 
     # --- setup helpers -------------------------------------------------------------------
@@ -1173,7 +1174,7 @@ def fake_github(root: Path, bot_login: str = "selfheal[bot]") -> Iterator[FakeGi
     fake = FakeGitHub(root, bot_login)
     server = _Server(fake)
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    fake.server_log = server.log  # type: ignore[attr-defined]
+    fake.server_log = server.log
     thread = threading.Thread(
         target=server.serve_forever, args=(0.05,), name="fake-github", daemon=True
     )
@@ -1184,6 +1185,3 @@ def fake_github(root: Path, bot_login: str = "selfheal[bot]") -> Iterator[FakeGi
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-Hook = Callable[[FakeGitHub], None]
