@@ -24,7 +24,9 @@ from bot.repo_config import RepoConfig
 from tests.github.conftest import INCIDENT, REPO, decision_for
 from tests.support.fake_github import FakeGitHub
 
-PAYLOADS = Path("/work/shared/payloads")
+PAYLOADS = (
+    Path(__file__).parent / "payloads"
+)  # real examples published by GitHub (octokit/webhooks)
 
 
 class Recorder:
