@@ -67,3 +67,11 @@ def test_errors_name_the_field_and_line(text: str, message: str) -> None:
 def test_oversized_file_is_refused() -> None:
     with pytest.raises(ConfigError, match="larger than"):
         parse_repo_config("#" * 70_000)
+
+
+def test_the_documented_full_example_is_valid() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_repo_config(example)
+    assert config.policy.auto_merge and config.policy.merge_windows[0].start == "09:00"
+    assert config.policy.merge_windows[0].tz == "Europe/Paris"
