@@ -54,4 +54,6 @@ def main() -> None:
 
 
 # --- command registration (each module adds its commands to `app` when imported) ---
-from bot import cli_doctor, cli_fix
+from bot import cli_doctor, cli_fix, policy_cli
+
+app.add_typer(policy_cli.app, name="policy")

@@ -87,3 +87,47 @@ class Evidence:
                 data["suite"][key]["total"] = counts.total
         data["validated"] = self.validated
         return data
+
+
+def _counts(data: Any) -> SuiteCounts | None:
+    if not isinstance(data, dict):
+        return None
+    return SuiteCounts(
+        passed=int(data.get("passed") or 0),
+        failed=int(data.get("failed") or 0),
+        errored=int(data.get("errored") or 0),
+        skipped=int(data.get("skipped") or 0),
+    )
+
+
+def evidence_from_dict(data: dict[str, Any]) -> Evidence:
+    """Rebuild Evidence from `Evidence.to_dict()` output (as report.json holds it)."""
+    rep = data.get("reproduction") or {}
+    suite = data.get("suite") or {}
+    return Evidence(
+        reproduction=Reproduction(
+            test=rep.get("test"),
+            before=rep.get("before"),
+            after=rep.get("after"),
+            flaky=bool(rep.get("flaky", False)),
+            reruns=tuple(rep.get("reruns") or ()),
+        ),
+        suite=Suite(
+            command=suite.get("command"),
+            before=_counts(suite.get("before")),
+            after=_counts(suite.get("after")),
+            new_failures=tuple(str(x) for x in suite.get("new_failures") or ()),
+            after_exit_code=suite.get("after_exit_code"),
+        ),
+        anti_masking=tuple(
+            Finding(
+                kind=str(f.get("kind", "")),
+                file=str(f.get("file", "")),
+                line=f.get("line"),
+                detail=str(f.get("detail", "")),
+            )
+            for f in data.get("anti_masking") or ()
+            if isinstance(f, dict)
+        ),
+        notes=tuple(str(x) for x in data.get("notes") or ()),
+    )

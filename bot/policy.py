@@ -9,18 +9,19 @@ bot.repo_config.
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from bot.evidence import Evidence
 from bot.incident import Incident
 from bot.patch import Patch
-from bot.repo_config import RepoConfig
+from bot.repo_config import SELF_CONFIG_PATHS, RepoConfig
 
 Verdict = Literal["pass", "fail", "skip"]
 
@@ -70,6 +71,9 @@ class Facts:
     now: datetime = field(default_factory=lambda: datetime.now(ZoneInfo("UTC")))
     merges_today: int = 0
     job_error: str | None = None  # the job stopped early (budget, model error...)
+    # Set when a person with write access asked for the merge (`/selfheal merge`): it waives
+    # the rules that govern unattended merges (MANUAL_MERGE_WAIVES); evidence rules still apply.
+    merge_requested_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,62 @@ class Decision:
         }
 
 
+# Rules about unattended merging that a person's explicit `/selfheal merge` waives.
+MANUAL_MERGE_WAIVES = frozenset({"auto_merge_enabled", "daily_merge_cap", "merge_window"})
+
 SEVERITY_ORDER = ["debug", "info", "low", "warning", "medium", "error", "high", "critical", "fatal"]
 Rule = Callable[[Facts], RuleResult]
+
+
+@lru_cache(maxsize=1024)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Translate a gitignore-style glob into a regex over a repo-relative path.
+
+    `*` and `?` stay inside one path segment, `**` spans any number of segments, `[...]` is a
+    character class. A pattern without a `/` (other than a trailing one) matches the name at
+    any depth; a trailing `/` or `/**` matches everything below a directory.
+    """
+    pat = pattern.strip().removeprefix("./")
+    anchored = "/" in pat.rstrip("/")
+    pat = pat.lstrip("/")
+    if pat.endswith("/"):
+        pat += "**"
+    out: list[str] = []
+    i = 0
+    while i < len(pat):
+        c = pat[i]
+        if pat.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pat.startswith("/**", i) and i + 3 == len(pat):
+            out.append("/.*")
+            i += 3
+        elif pat.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[" and "]" in pat[i + 2 :]:
+            end = pat.index("]", i + 2)
+            body = pat[i + 1 : end].replace("\\", "\\\\")
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append(f"(?!/)[{body}]")
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    prefix = "" if anchored else "(?:.*/)?"
+    return re.compile(f"{prefix}{''.join(out)}", re.DOTALL)
+
+
+def glob_match(path: str, pattern: str) -> bool:
+    """Whether a repo-relative `path` matches a gitignore-style `pattern`."""
+    return _glob_regex(pattern).fullmatch(path.lstrip("/").removeprefix("./")) is not None
 
 
 def _ok(rule: str, detail: str) -> RuleResult:
@@ -111,8 +169,11 @@ def job_completed(f: Facts) -> RuleResult:
 
 
 def has_patch(f: Facts) -> RuleResult:
-    if f.patch.empty:
+    if f.patch.empty and not f.patch.files:
         return _no("has_patch", "no patch was produced", Action.REPORT)
+    if not f.patch.files:
+        # Fail closed: without the file list no path rule can be checked.
+        return _no("has_patch", "the patch could not be read (no files found)", Action.REPORT)
     return _ok("has_patch", f"{len(f.patch.files)} file(s), +{f.patch.added} -{f.patch.removed}")
 
 
@@ -160,11 +221,11 @@ def paths_not_forbidden(f: Facts) -> RuleResult:
     hits = [
         p
         for p in f.patch.files
-        if any(
-            fnmatch.fnmatch(p, g) or fnmatch.fnmatch("/" + p, "/" + g)
-            for g in f.config.forbidden_paths
+        if any(glob_match(p, g) for g in SELF_CONFIG_PATHS)
+        or (
+            any(glob_match(p, g) for g in f.config.forbidden_paths)
+            and not any(glob_match(p, g) for g in allowed)
         )
-        and not any(fnmatch.fnmatch(p, g) for g in allowed)
     ]
     if hits:
         return _no(
@@ -177,7 +238,7 @@ def paths_allowed(f: Facts) -> RuleResult:
     allowed = f.config.policy.allowed_paths
     if not allowed:
         return _ok("allowed_paths", "no allow-list configured")
-    outside = [p for p in f.patch.files if not any(fnmatch.fnmatch(p, g) for g in allowed)]
+    outside = [p for p in f.patch.files if not any(glob_match(p, g) for g in allowed)]
     if outside:
         return _no("allowed_paths", f"outside allowed paths: {', '.join(outside)}", Action.PR)
     return _ok("allowed_paths", "every file is inside the allow-list")
@@ -216,18 +277,25 @@ def daily_cap(f: Facts) -> RuleResult:
     return _ok("daily_merge_cap", f"{f.merges_today} of {cap} merges used today")
 
 
+def _in_window(local: datetime, days: list[str], start: time, end: time) -> bool:
+    now = local.time().replace(second=0, microsecond=0, tzinfo=None)
+    day = local.strftime("%a").lower()
+    if start <= end:
+        return day in days and start <= now <= end
+    # Past midnight: the early-morning part belongs to the previous day's window.
+    yesterday = (local.weekday() - 1) % 7
+    previous = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[yesterday]
+    return (day in days and now >= start) or (previous in days and now <= end)
+
+
 def merge_window(f: Facts) -> RuleResult:
     windows = f.config.policy.merge_windows
     if not windows:
         return _ok("merge_window", "no merge window configured")
     for w in windows:
-        try:
-            local = f.now.astimezone(ZoneInfo(w.tz))
-        except (ZoneInfoNotFoundError, ValueError):
-            continue
-        day = local.strftime("%a").lower()
+        local = f.now.astimezone(ZoneInfo(w.tz))  # tz validated when the config was read
         start, end = time.fromisoformat(w.start), time.fromisoformat(w.end)
-        if day in w.days and start <= local.time().replace(tzinfo=None) <= end:
+        if _in_window(local, list(w.days), start, end):
             return _ok("merge_window", f"inside {','.join(w.days)} {w.start}-{w.end} {w.tz}")
     return _no("merge_window", f"outside every merge window (now {f.now.isoformat()})", Action.PR)
 
@@ -263,9 +331,19 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _run(rule: Rule, facts: Facts) -> RuleResult:
+    result = rule(facts)
+    if facts.merge_requested_by and result.rule in MANUAL_MERGE_WAIVES and result.verdict == "fail":
+        return _ok(result.rule, f"waived: merge requested by @{facts.merge_requested_by}")
+    return result
+
+
 def decide(facts: Facts) -> Decision:
-    """Run every rule; the decision is the lowest cap among failing rules (MERGE if none)."""
-    results = tuple(rule(facts) for rule in RULES)
+    """Run every rule; the decision is the lowest cap among failing rules (MERGE if none).
+
+    `would_merge` is the shadow-mode record: every rule passed except `auto_merge_enabled`.
+    """
+    results = tuple(_run(rule, facts) for rule in RULES)
     action = min((r.caps for r in results if r.verdict == "fail"), default=Action.MERGE)
     blockers_except_auto = [
         r for r in results if r.verdict == "fail" and r.rule != "auto_merge_enabled"

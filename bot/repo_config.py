@@ -8,8 +8,10 @@ report and the bot explains the error where the job was triggered).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.errors import ConfigError
 
 CONFIG_PATH = ".github/selfheal.yml"
+# The bot's own config can never be changed by a fix, whatever `allowed_paths` says.
+SELF_CONFIG_PATHS: tuple[str, ...] = (CONFIG_PATH, ".github/selfheal.yaml")
 MAX_CONFIG_BYTES = 64 * 1024
 
 # Paths a fix may never touch unless the repository lists them in `policy.allowed_paths`:
@@ -67,22 +71,44 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _parse_hhmm(value: object) -> str:
+    """Normalize a time of day to HH:MM; accepts `9:30`, `09:30` and quoted forms."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError('expected a time as HH:MM (quote it: "09:30")')
+    hours, sep, minutes = value.strip().partition(":")
+    if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ValueError(f"expected a time as HH:MM, got {value!r}")
+    if int(hours) > 23 or int(minutes) > 59:
+        raise ValueError(f"{value!r} is not a time of day (00:00 to 23:59)")
+    return f"{int(hours):02d}:{minutes}"
+
+
 class MergeWindow(_Strict):
-    """A time window in which the bot may merge (UTC unless `tz` says otherwise)."""
+    """A time window in which the bot may merge, in `tz` (an IANA zone, UTC by default).
+
+    `start` and `end` are inclusive, minute resolution. When `end` is before `start` the
+    window runs past midnight (22:00-06:00) and belongs to the day it starts on.
+    """
 
     days: list[Weekday] = Field(default_factory=lambda: list(WORKDAYS))
     start: str = "00:00"  # HH:MM
     end: str = "23:59"
     tz: str = "UTC"
 
-    @field_validator("start", "end")
+    @field_validator("start", "end", mode="before")
     @classmethod
-    def _hhmm(cls, value: str) -> str:
-        hours, sep, minutes = value.partition(":")
-        if not (
-            sep and hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60
-        ):
-            raise ValueError("expected a time as HH:MM")
+    def _hhmm(cls, value: object) -> str:
+        return _parse_hhmm(value)
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)"
+            ) from None
         return value
 
 
@@ -134,10 +160,31 @@ class RepoConfig(_Strict):
         return (*DEFAULT_FORBIDDEN_PATHS, *self.policy.forbidden_paths)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1 base-60 numbers, so `9:30` stays the text "9:30"."""
+
+
+# PyYAML's int and float patterns (resolver.py) minus their base-60 alternatives.
+_INT = re.compile(
+    r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+)
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, _INT if tag.endswith(":int") else _FLOAT if tag.endswith(":float") else rx)
+        for tag, rx in resolvers
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
     """The 1-based line of the YAML node at `loc`, or of its nearest existing parent."""
     try:
-        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
+        node: Any = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError:
         return None
     line = node.start_mark.line + 1 if node is not None else None
@@ -161,7 +208,7 @@ def parse_repo_config(text: str, path: str = CONFIG_PATH) -> RepoConfig:
     if len(text.encode()) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: file is larger than {MAX_CONFIG_BYTES // 1024} KB")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

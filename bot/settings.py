@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     github_api_url: str = "https://api.github.com"
     github_app_slug: str | None = None
     github_trigger_label: str = "selfheal"
+    github_write_interval_s: float = 1.0  # pause between GitHub writes (secondary limits)
 
     # Sentry (as a signal source)
     sentry_client_secret: SecretStr | None = None

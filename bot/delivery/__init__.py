@@ -1,1 +1,1 @@
-"""Carry out a decision: locally (a git branch in the user's repository) or on GitHub."""
+"""Carry out a decision: locally (a git branch) or on GitHub (branch, PR, check run, merge)."""

@@ -1,0 +1,1 @@
+"""Talking to GitHub as the App: auth, installation clients, git credentials."""
