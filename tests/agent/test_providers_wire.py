@@ -183,17 +183,19 @@ def test_persistent_5xx_gives_up_after_the_configured_attempts(wire: Wire) -> No
 
 def test_retry_after_beyond_the_wait_budget_fails_at_once(wire: Wire) -> None:
     wire.llm.queue(Reply(429, wire.error(429, "quota"), {"Retry-After": "3600"}))
+    model = wire.model()
     started = time.monotonic()
     with pytest.raises(ModelError, match="retry budget of 90s"):
-        wire.model().complete(CONVERSATION, [], role="fixer")
+        model.complete(CONVERSATION, [], role="fixer")
     assert time.monotonic() - started < 2
     assert len(wire.llm.completions()) == 1
 
 
 def test_a_call_past_the_timeout_is_abandoned_and_retried(wire: Wire) -> None:
     wire.llm.queue(Reply(200, wire.text("too late"), delay_s=30), wire.text("in time"))
+    model = wire.model(SELFHEAL_MODEL_TIMEOUT_S="0.5")
     started = time.monotonic()
-    reply = wire.model(SELFHEAL_MODEL_TIMEOUT_S="0.5").complete(CONVERSATION, [], role="fixer")
+    reply = model.complete(CONVERSATION, [], role="fixer")
     assert reply.content == "in time"
     assert time.monotonic() - started < 5
     assert len(wire.llm.completions()) == 2
