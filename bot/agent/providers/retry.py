@@ -7,6 +7,7 @@ May import: bot.errors, bot.redact.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -19,6 +20,7 @@ from bot.errors import ModelError
 from bot.redact import redact
 
 T = TypeVar("T")
+log = logging.getLogger("selfheal.models")
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,9 @@ def call_with_retries(
                 f"{label}: {reason}; waiting {delay:.1f}s more would pass the retry budget "
                 f"of {policy.max_total_wait_s:g}s (SELFHEAL_MODEL_MAX_RETRY_WAIT_S)"
             ) from None
+        log.info(
+            "model call retry: %s: %s; attempt %d, waiting %.2fs", label, reason, attempt, delay
+        )
         if on_retry is not None:
             on_retry(attempt, failure, delay)
         sleep(delay)
