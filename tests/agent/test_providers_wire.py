@@ -299,3 +299,22 @@ def test_openai_compatible_server_by_base_url_with_its_own_key() -> None:
         assert body["model"] == "qwen2.5-coder" and "max_tokens" in body
         # The OpenAI key is never sent to another server.
         assert TEST_OPENAI_KEY not in json.dumps(llm.completions()[0].headers)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        Reply(200, "<html>proxy login</html>"),
+        Reply(200, {}),
+        Reply(200, {"choices": "x", "content": "x", "type": "message"}),
+        Reply(200, []),
+        Reply(200, {"type": "message", "content": [{"type": "tool_use", "id": 5, "name": None}]}),
+    ],
+)
+def test_a_reply_of_the_wrong_shape_is_a_model_error_not_a_crash(
+    wire: Wire, garbage: Reply
+) -> None:
+    wire.llm.queue(garbage, garbage)
+    with pytest.raises(ModelError, match=wire.spec) as caught:
+        wire.model(SELFHEAL_MODEL_MAX_ATTEMPTS="2").complete(CONVERSATION, [], role="fixer")
+    assert "\n" not in str(caught.value)

@@ -163,12 +163,20 @@ class OpenAIChatModel:
             self.policy,
             label=f"{self.label} ({role})",
         )
-        return self._reply(response, role)
+        try:
+            return self._reply(response, role)
+        except (AttributeError, TypeError, ValueError, IndexError):
+            raise ModelError(
+                f"{self.label} ({role}): the reply is not a chat completion "
+                "(is the base URL an OpenAI-compatible /v1 endpoint?)"
+            ) from None
 
     def _reply(self, response: Any, role: str) -> ModelReply:
         choices = getattr(response, "choices", None) or []
         if not choices:
             raise ModelError(f"{self.label} ({role}): the reply has no choices")
+        if not isinstance(choices, list):
+            raise TypeError("choices is not a list")
         choice = choices[0]
         message = choice.message
         content = message.content or ""
@@ -178,10 +186,12 @@ class OpenAIChatModel:
             if function is None:
                 continue
             raw = function.arguments if isinstance(function.arguments, str) else ""
+            if not isinstance(function.name, str) or not function.name:
+                raise ValueError("a tool call without a function name")
             calls.append(
                 ToolCall(
-                    id=call.id or f"call_{index}",
-                    name=function.name or "",
+                    id=call.id if isinstance(call.id, str) and call.id else f"call_{index}",
+                    name=function.name,
                     arguments=parse_arguments(raw),
                     raw_arguments=raw,
                 )
