@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.agent.messages import ChatModel, Message, ToolCall, ToolSpec
 from bot.agent.providers import make_model
@@ -318,3 +320,59 @@ def test_a_reply_of_the_wrong_shape_is_a_model_error_not_a_crash(
     with pytest.raises(ModelError, match=wire.spec) as caught:
         wire.model(SELFHEAL_MODEL_MAX_ATTEMPTS="2").complete(CONVERSATION, [], role="fixer")
     assert "\n" not in str(caught.value)
+
+
+reply_bodies = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "choices",
+                    "message",
+                    "content",
+                    "tool_calls",
+                    "function",
+                    "name",
+                    "arguments",
+                    "id",
+                    "type",
+                    "text",
+                    "input",
+                    "usage",
+                    "finish_reason",
+                    "stop_reason",
+                    "refusal",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=15,
+)
+
+
+cached: dict[str, ChatModel] = {}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=reply_bodies)
+def test_any_200_body_is_a_reply_or_a_model_error(wire: Wire, body: Any) -> None:
+    if wire.name == "anthropic" and isinstance(body, dict):
+        body = {**body, "type": "message"}  # get past the envelope check more often
+    wire.llm.queue(Reply(200, body))
+    model = cached.get(wire.name + wire.llm.base_url)
+    if model is None:
+        model = cached[wire.name + wire.llm.base_url] = wire.model(SELFHEAL_MODEL_MAX_ATTEMPTS="1")
+    try:
+        reply = model.complete(CONVERSATION, [], role="fixer")
+    except ModelError as error:
+        assert "\n" not in str(error)
+        return
+    assert isinstance(reply.content, str)
+    assert all(isinstance(c.id, str) and c.name for c in reply.tool_calls)
+    assert reply.usage.input_tokens >= 0
