@@ -376,3 +376,24 @@ def test_any_200_body_is_a_reply_or_a_model_error(wire: Wire, body: Any) -> None
     assert isinstance(reply.content, str)
     assert all(isinstance(c.id, str) and c.name for c in reply.tool_calls)
     assert reply.usage.input_tokens >= 0
+
+
+def test_the_sdks_take_nothing_from_the_environment(
+    wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys, base URLs, organization and extra headers come from settings only."""
+    for prefix in ("OPENAI", "ANTHROPIC"):
+        monkeypatch.setenv(f"{prefix}_API_KEY", "sk-from-the-environment-0000000000")
+        monkeypatch.setenv(f"{prefix}_BASE_URL", "http://127.0.0.1:9/v1")
+        monkeypatch.setenv(
+            f"{prefix}_CUSTOM_HEADERS", "X-Leak: yes\nAuthorization: Bearer env-token-000000"
+        )
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-from-env")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-from-env")
+    wire.llm.queue(wire.text("ok"))
+    assert wire.model().complete(CONVERSATION, [], role="fixer").content == "ok"
+    headers = wire.llm.completions()[0].headers
+    assert "x-leak" not in headers
+    assert "openai-organization" not in headers and "openai-project" not in headers
+    assert "from-the-environment" not in json.dumps(headers)
+    assert "env-token" not in json.dumps(headers)

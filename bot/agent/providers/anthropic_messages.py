@@ -111,6 +111,8 @@ class AnthropicModel:
             max_retries=0,
             timeout=policy.timeout_s,
         )
+        # The SDK adds headers from ANTHROPIC_CUSTOM_HEADERS; settings are the only source.
+        self._client._custom_headers = {}
         # Load the SDK's lazily imported resources now, not inside the first call's deadline.
         self._messages = self._client.messages
 

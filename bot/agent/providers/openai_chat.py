@@ -135,6 +135,13 @@ class OpenAIChatModel:
             max_retries=0,
             timeout=policy.timeout_s,
         )
+        # The SDK fills organization, project and extra headers from OPENAI_* variables when
+        # they are not given; settings are the only source, so drop what it read.
+        self._client.organization = None
+        self._client.project = None
+        self._client._custom_headers = {}
+        if hasattr(self._client, "_ambient_authorizations"):
+            self._client._ambient_authorizations = frozenset()
         # Load the SDK's lazily imported resources now, not inside the first call's deadline.
         self._completions = self._client.chat.completions
 
