@@ -397,3 +397,18 @@ def test_the_sdks_take_nothing_from_the_environment(
     assert "openai-organization" not in headers and "openai-project" not in headers
     assert "from-the-environment" not in json.dumps(headers)
     assert "env-token" not in json.dumps(headers)
+
+
+def test_the_fake_servers_list_models_to_the_real_sdks() -> None:
+    import anthropic
+    import openai
+
+    with fake_openai() as oa, fake_anthropic() as an:
+        oa_client = openai.OpenAI(api_key=TEST_OPENAI_KEY, base_url=oa.base_url, max_retries=0)
+        assert [m.id for m in oa_client.models.list()] == ["gpt-4.1-mini", "gpt-4.1"]
+        an_client = anthropic.Anthropic(
+            api_key=TEST_ANTHROPIC_KEY, base_url=an.base_url, max_retries=0
+        )
+        assert [m.id for m in an_client.models.list()] == ["claude-sonnet-4-5"]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(api_key="sk-nope", base_url=oa.base_url, max_retries=0).models.list()
