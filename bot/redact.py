@@ -2,7 +2,7 @@
 
 The one place that knows what a secret looks like: logs, error reports, trajectories, tool
 results and model context all pass through it. `redact(value)` takes a string or JSON-like
-data (dicts, lists, tuples) and returns a copy with credentials replaced by [REDACTED]: token
+data (dicts, lists, tuples) and returns a copy with credentials replaced by [Redacted]: token
 shapes (GitHub, OpenAI, Anthropic, bearer, JWT), passwords in URLs, private key blocks,
 `*_TOKEN=` / `*_KEY=` style assignments, the values of secret-named mapping keys, and every
 configured secret value registered with `add_known_secrets`. May import: nothing from bot.
@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-REDACTED = "[REDACTED]"
+REDACTED = "[Redacted]"
 MARK = REDACTED
 
 # Shapes of credentials the bot handles or may meet in error messages, argv and tool output.
@@ -34,7 +34,7 @@ URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s
 # NAME=value / NAME: value where NAME says secret (env dumps, config files, query strings).
 ASSIGNMENT_RE = re.compile(
     r"(?i)\b([A-Z0-9_]*(?:API_KEY|SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE_KEY|DSN)[A-Z0-9_]*)"
-    r"(\s*[=:]\s*)(?!\[REDACTED\])[^\s'\"&,]{6,}"
+    r"(\s*[=:]\s*)(?!\[Redacted\])[^\s'\"&,]{6,}"
 )
 
 # Mapping keys whose values are secret whatever they look like (compared lowercased).
@@ -86,7 +86,7 @@ def is_secret_key(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Replace every secret in `text` with [REDACTED]."""
+    """Replace every secret in `text` with [Redacted]."""
     for value in _known:
         if value in text:
             text = text.replace(value, REDACTED)

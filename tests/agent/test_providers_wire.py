@@ -271,7 +271,7 @@ def test_a_wrong_key_is_a_model_error_without_the_key(wire: Wire) -> None:
 def test_a_400_echoing_the_key_is_redacted(wire: Wire) -> None:
     wire.llm.queue(Reply(400, wire.error(400, f"Incorrect API key provided: {wire.key}")))
     with pytest.raises(
-        ModelError, match=r"HTTP 400 \(Incorrect API key provided: \[REDACTED\]\)"
+        ModelError, match=r"HTTP 400 \(Incorrect API key provided: \[Redacted\]\)"
     ) as caught:
         wire.model().complete(CONVERSATION, [], role="fixer")
     assert wire.key not in str(caught.value)

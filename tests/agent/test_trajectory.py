@@ -11,7 +11,7 @@ import pytest
 from bot.agent.messages import Message, ModelReply, ToolCall, Usage
 from bot.agent.trajectory import MAX_TOOL_RESULT_CHARS, TrajectoryWriter, read_trajectory
 from bot.errors import ModelScriptError
-from bot.redact import redact, redact_obj
+from bot.redact import MARK, redact, redact_obj
 
 GH_TOKEN = "ghs_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 OPENAI_KEY = "sk-proj-" + "abcDEF1234567890abcDEF1234567890"
@@ -108,7 +108,7 @@ def test_secrets_never_reach_the_file(tmp_path: Path) -> None:
     text = path.read_text()
     for secret in (GH_TOKEN, OPENAI_KEY, "MIIEow"):
         assert secret not in text
-    assert text.count("[REDACTED]") >= 5
+    assert text.count(MARK) >= 5
 
 
 def test_parallel_writers_do_not_interleave_lines(tmp_path: Path) -> None:
@@ -157,18 +157,16 @@ def test_a_corrupt_trajectory_names_the_line(tmp_path: Path) -> None:
 )
 def test_redact_removes_credentials(text: str, secret: str) -> None:
     assert secret not in redact(text)
-    assert "[REDACTED]" in redact(text)
+    assert MARK in redact(text)
 
 
 def test_redact_keeps_ordinary_text() -> None:
     text = "ZeroDivisionError: division by zero in app/orders.py:42 (see https://example.com/docs)"
     assert redact(text) == text
-    assert redact_obj({"a": [text, 3, None, (GH_TOKEN,)]}) == {
-        "a": [text, 3, None, ("[REDACTED]",)]
-    }
+    assert redact_obj({"a": [text, 3, None, (GH_TOKEN,)]}) == {"a": [text, 3, None, (MARK,)]}
     # Values of secret-named keys go whatever they look like; token counts stay.
     record = {"arguments": {"api_key": "abc", "token": None}, "input_tokens": 12}
     assert redact_obj(record) == {
-        "arguments": {"api_key": "[REDACTED]", "token": None},
+        "arguments": {"api_key": MARK, "token": None},
         "input_tokens": 12,
     }
