@@ -109,7 +109,8 @@ class AnthropicModel:
             api_key=api_key,
             base_url=self.base_url,
             max_retries=0,
-            timeout=policy.timeout_s,
+            # Backstop only: the hard deadline in `retry` fires first and names the limit.
+            timeout=policy.timeout_s + 5,
         )
         # The SDK adds headers from ANTHROPIC_CUSTOM_HEADERS; settings are the only source.
         self._client._custom_headers = {}

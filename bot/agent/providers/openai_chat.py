@@ -133,7 +133,8 @@ class OpenAIChatModel:
             api_key=api_key,
             base_url=self.base_url,
             max_retries=0,
-            timeout=policy.timeout_s,
+            # Backstop only: the hard deadline in `retry` fires first and names the limit.
+            timeout=policy.timeout_s + 5,
         )
         # The SDK fills organization, project and extra headers from OPENAI_* variables when
         # they are not given; settings are the only source, so drop what it read.
