@@ -53,3 +53,7 @@ def main() -> None:
         sys.exit(error.exit_code)
 
 
+# --- command registration (each module adds its commands to `app` when imported) ---
+from bot import cli_doctor, cli_fix, cli_models, policy_cli
+
+app.add_typer(policy_cli.app, name="policy")
