@@ -17,28 +17,17 @@ from bot.policy import Decision
 from bot.report import Report
 from bot.workspace import Workspace
 
-ROLES = ("planner", "localizer", "reproducer", "fixer", "reviewer")
-
 EXIT_DELIVERED, EXIT_REPORT, EXIT_USAGE = 0, 1, 2
 
 
 def parse_model_options(values: list[str]) -> dict[str, str]:
-    """`ROLE=PROVIDER:MODEL` pairs; a bare `PROVIDER:MODEL` applies to every role."""
-    models: dict[str, str] = {}
-    for value in values:
-        role, sep, spec = value.partition("=")
-        if not sep:
-            role, spec = "", value
-        provider, colon, model = spec.partition(":")
-        if not colon or not provider or not model:
-            raise UsageError(
-                f"--model {value!r}: expected ROLE=PROVIDER:MODEL, e.g. fixer=openai:gpt-4.1"
-            )
-        if role and role not in ROLES:
-            raise UsageError(f"--model {value!r}: unknown role {role!r}; roles: {', '.join(ROLES)}")
-        for name in [role] if role else ROLES:
-            models[name] = spec
-    return models
+    """`--model` values: `ROLE=PROVIDER:MODEL` sets one role, `PROVIDER:MODEL` every role.
+
+    Unknown roles and providers are refused here, before anything runs.
+    """
+    from bot.agent.providers import resolve_model_specs
+
+    return resolve_model_specs({}, values)
 
 
 def run_fix(
