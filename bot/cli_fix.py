@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from bot.cli import app, fail
-from bot.errors import SelfhealError, UsageError
+from bot.errors import SelfhealError
 from bot.policy import Decision
 from bot.report import Report
 from bot.workspace import Workspace
