@@ -8,6 +8,7 @@
     │   └── RepoError             the target is not a usable git repository
     ├── ConfigError               the repo's .github/selfheal.yml is invalid (job -> report)
     ├── SandboxError              the sandbox could not start a command
+    ├── ModelError                a model provider refused the call for good (401, 400, ...)
     └── JobFailed                 a job ran and could not produce a fix (CLI exit 1)
 
 Every message is one line saying what is wrong and how to fix it; none contains a secret.
@@ -50,6 +51,10 @@ class ConfigError(SelfhealError):
 
 class SandboxError(SelfhealError):
     """The sandbox could not run a command at all (not: the command failed)."""
+
+
+class ModelError(SelfhealError):
+    """A model call failed for a reason retrying cannot fix, or retries ran out."""
 
 
 class JobFailed(SelfhealError):

@@ -120,6 +120,24 @@ class Settings(BaseSettings):
         """Role -> provider:model, defaults overridden by SELFHEAL_MODELS."""
         return {**DEFAULT_MODELS, **self.selfheal_models}
 
+    # --- model providers: calls, retries, prices ---
+    # Hard limit for one model call (connect + response), seconds.
+    selfheal_model_timeout_s: float = Field(default=120.0, gt=0)
+    # Attempts per call, counting the first; 429 / 5xx / timeouts are retried.
+    selfheal_model_max_attempts: int = Field(default=4, ge=1, le=20)
+    # Most seconds spent waiting between attempts of one call, all waits together.
+    selfheal_model_max_retry_wait_s: float = Field(default=90.0, ge=0)
+    # Most tokens a model may write in one reply.
+    selfheal_model_max_output_tokens: int = Field(default=8192, ge=1)
+    # Price overrides in USD per million tokens: inline JSON
+    # {"model": {"input": 3.0, "output": 15.0}} or a path to a .json / .toml file of that shape.
+    selfheal_prices: str | None = None
+    # Any OpenAI-compatible server (vLLM, Ollama, a gateway) for `openai-compatible:MODEL`;
+    # `openai-compatible:MODEL@BASE_URL` names the server per role instead. The key is optional
+    # and never falls back to OPENAI_API_KEY, so that key is not sent to another host.
+    openai_compatible_base_url: str | None = None
+    openai_compatible_api_key: SecretStr | None = None
+
 
 _EXPECTS = {
     "int_parsing": "an integer",

@@ -43,9 +43,12 @@ class Message:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens and cost of one call. `priced` is False when the model is not in the price table."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    priced: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class ChatModel(Protocol):
 
     provider: str
     model: str
+    scripted: bool  # True when replies are replayed from a file, not produced by a model
 
     def complete(
         self, messages: list[Message], tools: list[ToolSpec], *, role: str
