@@ -11,7 +11,6 @@ bot.settings, bot.toolchain, bot.workspace.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Mapping
@@ -20,14 +19,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.agent.budget import Budget, BudgetExhausted, RoleUsage
-from bot.agent.messages import ChatModel, Message, ModelReply, ToolSpec
+from bot.agent.messages import ChatModel, Message, ToolSpec
+from bot.agent.providers import ScriptCache, make_model
 from bot.agent.tools import Toolbox, ToolContext, ToolError
+from bot.agent.trajectory import TrajectoryWriter
 from bot.agent.untrusted import DATA_RULE, Redactor, quote_untrusted
 from bot.incident import Incident
 from bot.localize import Localization
 from bot.repo_config import BudgetConfig
 from bot.sandbox import Limits, Sandbox
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from bot.toolchain import TestPlan
 from bot.workspace import Workspace
 
@@ -183,43 +184,6 @@ class AgentResult:
         return "\n".join(rows)
 
 
-class TrajectoryLog:
-    """Appends one JSON object per line, flushed as it goes (a crash keeps what happened)."""
-
-    def __init__(self, path: Path | None, redact: Redactor) -> None:
-        self.path = path
-        self._redact = redact
-        self._t0 = time.monotonic()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        record = {"t": round(time.monotonic() - self._t0, 3), **record}
-        line = self._redact(json.dumps(record, ensure_ascii=False, default=str))
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-
-def reply_to_dict(reply: ModelReply) -> dict[str, Any]:
-    return {
-        "content": reply.content,
-        "tool_calls": [
-            {"id": c.id, "name": c.name, "arguments": c.arguments, "raw_arguments": c.raw_arguments}
-            for c in reply.tool_calls
-        ],
-        "usage": {
-            "input_tokens": reply.usage.input_tokens,
-            "output_tokens": reply.usage.output_tokens,
-            "cost_usd": reply.usage.cost_usd,
-        },
-        "stop_reason": reply.stop_reason,
-        "model": reply.model,
-    }
-
-
 def _secret_values(settings: Settings | None) -> list[str]:
     if settings is None:
         return []
@@ -231,13 +195,13 @@ def _secret_values(settings: Settings | None) -> list[str]:
     return values
 
 
-def resolve_model(spec: ChatModel | str, settings: Settings | None, role: str) -> ChatModel:
-    """A ChatModel, building one from a provider:model spec through the providers module."""
+def resolve_model(
+    spec: ChatModel | str, settings: Settings, role: str, scripts: ScriptCache | None = None
+) -> ChatModel:
+    """A ChatModel as given, or built from a provider:model spec."""
     if not isinstance(spec, str):
         return spec
-    providers: Any = importlib.import_module("bot.agent.providers")
-    model: ChatModel = providers.make_model(spec, settings, role=role)
-    return model
+    return make_model(spec, settings, role=role, scripts=scripts)
 
 
 class _Job:
@@ -245,9 +209,12 @@ class _Job:
 
     def __init__(self, task: AgentTask) -> None:
         self.task = task
+        self.settings = task.settings or load_settings({})
         self.redact = Redactor(_secret_values(task.settings))
         self.budget = Budget(task.budget)
-        self.log = TrajectoryLog(task.trajectory, self.redact)
+        self.log = TrajectoryWriter(task.trajectory) if task.trajectory else None
+        self.scripts = ScriptCache()
+        self.conversations = 0
         self.ctx = ToolContext(
             task.workspace, task.sandbox, task.plan, self.redact, task.test_limits
         )
@@ -260,8 +227,12 @@ class _Job:
             spec = self.task.models.get(role) or self.task.models.get("default")
             if spec is None:
                 raise KeyError(f"no model configured for role {role!r}")
-            self.models[role] = resolve_model(spec, self.task.settings, role)
+            self.models[role] = resolve_model(spec, self.settings, role, self.scripts)
         return self.models[role]
+
+    def event(self, name: str, **data: Any) -> None:
+        if self.log is not None:
+            self.log.event(name, **json.loads(self.redact(json.dumps(data, default=str))))
 
     def loop(self, role: str, user: str, toolbox: Toolbox, max_steps: int) -> dict[str, Any]:
         """Run one agent until it calls finish; returns the finish arguments.
@@ -269,28 +240,28 @@ class _Job:
         Without finish, returns {"unfinished": reason}. BudgetExhausted propagates.
         """
         model = self.model(role)
+        label = f"{model.provider}:{model.model}"
+        self.conversations += 1
+        conversation = f"{role}#{self.conversations}"
         system = f"{ROLE_PROMPTS[role]}\n\n{DATA_RULE}"
         messages = [Message("system", system), Message("user", user)]
         tools: list[ToolSpec] = toolbox.specs()
         nudged = False
-        for step in range(max_steps):
+        for _ in range(max_steps):
             self.budget.check(role)
             t0 = time.monotonic()
             reply = model.complete(list(messages), tools, role=role)
             seconds = time.monotonic() - t0
             self.budget.record(role, reply, seconds)
-            self.log.write(
-                {
-                    "type": "step",
-                    "role": role,
-                    "provider": model.provider,
-                    "model": model.model,
-                    "step": step,
-                    "request_messages": len(messages),
-                    "reply": reply_to_dict(reply),
-                    "seconds": round(seconds, 3),
-                }
-            )
+            if self.log is not None:
+                self.log.model_step(
+                    role=role,
+                    model=label,
+                    messages=messages,
+                    reply=reply,
+                    elapsed_s=seconds,
+                    conversation=conversation,
+                )
             messages.append(Message("assistant", reply.content, reply.tool_calls))
             if not reply.tool_calls:
                 if reply.stop_reason == "refusal":
@@ -309,18 +280,17 @@ class _Job:
                 t1 = time.monotonic()
                 result = toolbox.call(call)
                 self.budget.record_tool(role, time.monotonic() - t1)
-                self.log.write(
-                    {
-                        "type": "tool",
-                        "role": role,
-                        "tool": call.name,
-                        "call_id": call.id,
-                        "arguments": call.arguments,
-                        "is_error": result.is_error,
-                        "result": result.content,
-                        "seconds": round(time.monotonic() - t1, 3),
-                    }
-                )
+                if self.log is not None:
+                    self.log.tool_step(
+                        role=role,
+                        model=label,
+                        tool=call.name,
+                        arguments=call.arguments,
+                        result=result.content,
+                        elapsed_s=time.monotonic() - t1,
+                        call_id=call.id,
+                        error=result.is_error,
+                    )
                 messages.append(
                     Message("tool", result.content, tool_call_id=call.id, name=call.name)
                 )
@@ -334,7 +304,7 @@ class _Job:
         role, task_text = str(args["role"]), str(args["task"])
         if role not in SUB_ROLES:
             raise ToolError(f"role must be one of {', '.join(SUB_ROLES)}")
-        self.log.write({"type": "delegate", "role": role, "task": task_text})
+        self.event("delegate", role=role, task=task_text)
         toolbox = Toolbox(self.ctx, ROLE_TOOLS[role])
         user = "\n\n".join(
             [
@@ -401,18 +371,21 @@ def run_team(task: AgentTask) -> AgentResult:
     """Run the planner and its sub-agents on the task's work tree until finish or a budget."""
     job = _Job(task)
     start = time.monotonic()
-    job.log.write(
-        {
-            "type": "event",
-            "event": "start",
-            "incident": task.incident.to_dict(),
-            "repo": task.repo or str(task.workspace.mirror),
-            "ref": task.workspace.base_sha,
-            "hint": task.hint,
-            "budget": task.budget.model_dump(),
-            "localization": task.localization.to_dict(),
+    job.event(
+        "start",
+        incident=task.incident.to_dict(),
+        repo=task.repo or str(task.workspace.mirror),
+        ref=task.workspace.base_sha,
+        hint=task.hint,
+        budget=task.budget.model_dump(),
+        localization=task.localization.to_dict(),
+        plan={
+            "language": task.plan.language,
             "test_command": list(task.plan.test_command),
-        }
+            "setup": list(task.plan.setup),
+            "env": dict(task.plan.env),
+            "runner": task.plan.runner,
+        },
     )
     toolbox = Toolbox(
         job.ctx, ROLE_TOOLS["planner"], extra={"delegate": (DELEGATE_SPEC, job.delegate)}
@@ -442,9 +415,11 @@ def run_team(task: AgentTask) -> AgentResult:
         result.reproduction_test = job.last_reproduction
     result.usage = job.budget.usage
     result.models = {r: f"{m.provider}:{m.model}" for r, m in job.models.items()}
-    result.scripted = any(m.provider == "scripted" for m in job.models.values())
+    result.scripted = any(getattr(m, "scripted", False) for m in job.models.values())
     result.tried = job.tried
     result.wall_s = time.monotonic() - start
     result.model_s = job.budget.model_s
-    job.log.write({"type": "event", "event": "end", "result": result.to_dict()})
+    job.event("end", result=result.to_dict())
+    if job.log is not None:
+        job.log.close()
     return result

@@ -6,13 +6,15 @@ prompt material) or `clean_tool_output` (for tool results): HTML comments, zero-
 bidirectional control characters are removed, values that look like credentials are redacted,
 and prompt material is fenced in a labelled block that the system prompts call data.
 Defence in depth only: the real guard is that models have no tool that pushes, merges,
-comments or reaches a secret. May import: nothing from bot.
+comments or reaches a secret. May import: bot.redact.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from bot.redact import MARK, redact
 
 # Zero-width, joiners, word joiner, BOM, soft hyphen, bidi embeddings/overrides/isolates, tags.
 _HIDDEN = re.compile(
@@ -22,17 +24,7 @@ _HIDDEN = re.compile(
 _HTML_COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.DOTALL)
 _FENCE = "~~~~~~~~"
 
-# Shapes of credentials; a match is replaced whole. Settings' own secret values are added by
-# the caller (`Redactor(extra=...)`).
-_SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S),
-    re.compile(r"\b(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}"),
-    re.compile(r"\bsk-(ant-)?[A-Za-z0-9_-]{20,}"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
-)
-REDACTED = "[REDACTED]"
+REDACTED = MARK
 
 
 def strip_hidden(text: str) -> str:
@@ -41,7 +33,8 @@ def strip_hidden(text: str) -> str:
 
 
 class Redactor:
-    """Replaces credential-shaped strings and known secret values with [REDACTED]."""
+    """Replaces known secret values (the settings' own) and credential-shaped strings
+    (`bot.redact`) with [REDACTED]."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         # Short values would redact ordinary words; 8 characters is the floor for a secret.
@@ -50,9 +43,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for value in self._values:
             text = text.replace(value, REDACTED)
-        for pattern in _SECRET_PATTERNS:
-            text = pattern.sub(REDACTED, text)
-        return text
+        return redact(text)
 
 
 def quote_untrusted(label: str, text: str | None, redact: Redactor | None = None) -> str:

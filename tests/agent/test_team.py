@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.agent.team import AgentTask, run_team
+from bot.agent.team import ROLES, AgentTask, run_team
 from bot.localize import localize
 from bot.repo_config import BudgetConfig, RepoConfig
 from bot.sandbox import Sandbox
@@ -16,7 +16,7 @@ from bot.toolchain import TestPlan
 from bot.validate import validate
 from bot.workspace import Workspace
 from tests.agent.conftest import ReplyQueue
-from tests.support.agent_samples import SHOP, Sample, call, team_script, turn
+from tests.support.agent_samples import SHOP, Sample, call, team_script, turn, write_script
 
 Checkout = Callable[[Sample], Workspace]
 
@@ -47,20 +47,13 @@ def test_team_fixes_the_bug_red_to_green(
     checkout: Checkout, sandbox: Sandbox, plan: TestPlan, tmp_path: Path
 ) -> None:
     ws = checkout(SHOP)
-    models = {role: ReplyQueue(replies) for role, replies in team_script(SHOP).items()}
-    result = run_team(_task(ws, sandbox, plan, models, tmp_path))
+    spec = write_script(tmp_path / "team.json", team_script(SHOP))
+    result = run_team(_task(ws, sandbox, plan, dict.fromkeys(ROLES, spec), tmp_path))
 
     assert result.status == "finished", result.message
     assert result.reproduction_test == SHOP.repro_id
     assert result.usage["planner"].calls == 5 and result.usage["fixer"].calls == 3
-    assert result.models["fixer"] == "scripted:test-model" and result.scripted
-
-    # The planner sees sub-agent reports, never their transcripts.
-    planner_view = "\n".join(m.content for m in models["planner"].seen[-1])
-    assert "fixer finished." in planner_view
-    assert "edited shop/cart.py" not in planner_view  # a fixer tool result
-    assert "delegate" in models["planner"].tools_seen[0]
-    assert "edit_file" not in models["reviewer"].tools_seen[0]
+    assert result.models["fixer"] == spec and result.scripted
 
     validation = validate(ws, sandbox, plan, RepoConfig(), result.reproduction_test)
     ev = validation.evidence
@@ -74,11 +67,10 @@ def test_team_fixes_the_bug_red_to_green(
     assert "if not items" in (ws.path / "shop/cart.py").read_text()
 
     lines = [json.loads(x) for x in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
-    assert (
-        lines[0]["event"] == "start" and lines[0]["incident"]["error_type"] == "ZeroDivisionError"
-    )
-    assert lines[0]["ref"] == ws.base_sha
-    steps = [x for x in lines if x["type"] == "step"]
+    start = lines[0]["data"]
+    assert lines[0]["event"] == "start" and start["incident"]["error_type"] == "ZeroDivisionError"
+    assert start["ref"] == ws.base_sha
+    steps = [x for x in lines if x["kind"] == "model"]
     assert len(steps) == 15 and {s["role"] for s in steps} == {
         "planner",
         "localizer",
@@ -86,8 +78,24 @@ def test_team_fixes_the_bug_red_to_green(
         "fixer",
         "reviewer",
     }
-    assert lines[-1]["event"] == "end" and lines[-1]["result"]["status"] == "finished"
+    assert lines[-1]["event"] == "end" and lines[-1]["data"]["result"]["status"] == "finished"
     assert "| fixer |" in result.cost_table()
+
+
+def test_the_planner_sees_reports_not_transcripts(
+    checkout: Checkout, sandbox: Sandbox, plan: TestPlan, tmp_path: Path
+) -> None:
+    ws = checkout(SHOP)
+    models = {role: ReplyQueue(replies) for role, replies in team_script(SHOP).items()}
+    result = run_team(_task(ws, sandbox, plan, models, tmp_path))
+    assert result.status == "finished"
+    planner_view = "\n".join(m.content for m in models["planner"].seen[-1])
+    assert "fixer finished." in planner_view and "shop/cart.py" in planner_view
+    assert "edited shop/cart.py" not in planner_view  # a fixer tool result
+    assert "delegate" in models["planner"].tools_seen[0]
+    assert "edit_file" not in models["reviewer"].tools_seen[0]
+    assert "edit_file" in models["fixer"].tools_seen[0]
+    assert "delegate" not in models["fixer"].tools_seen[0]
 
 
 def test_fixer_that_deletes_the_failing_test_is_rejected(

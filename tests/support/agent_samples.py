@@ -353,3 +353,32 @@ def team_script(sample: Sample) -> dict[str, list[ModelReply]]:
             ),
         ],
     }
+
+
+def script_document(script: dict[str, list[ModelReply]]) -> dict[str, Any]:
+    """The replies as a `scripted` provider file (docs/scripted-models.md)."""
+    roles: dict[str, list[dict[str, Any]]] = {}
+    for role, replies in script.items():
+        roles[role] = [
+            {
+                "content": r.content,
+                "tool_calls": [
+                    {"id": c.id, "name": c.name, "arguments": c.arguments or c.raw_arguments}
+                    for c in r.tool_calls
+                ],
+                "usage": {
+                    "input_tokens": r.usage.input_tokens,
+                    "output_tokens": r.usage.output_tokens,
+                },
+            }
+            for r in replies
+        ]
+    return {"version": 1, "roles": roles}
+
+
+def write_script(path: Path, script: dict[str, list[ModelReply]]) -> str:
+    """Write the script file and return the `scripted:PATH` spec for every role."""
+    import json
+
+    path.write_text(json.dumps(script_document(script), indent=1))
+    return f"scripted:{path}"
