@@ -74,7 +74,7 @@ _ASSERT = re.compile(
     r"|pytest\.raises\s*\("
 )
 _ALWAYS_LOOSE = re.compile(
-    r"\bor\s+True\b|^\s*assert\s+(?:True|1|not\s+False)\b|expect\s*\(\s*true\s*\)"
+    r"\bor\s+True\b|^\s*assert\s+(?:True|1|not\s+False)\s*(?:$|,|#)|expect\s*\(\s*true\s*\)"
     r"|except\s+AssertionError|catch\s*\(\s*\w*\s*\)\s*\{\s*\}"
 )
 _REPLACE_LOOSE = (
