@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     selfheal_model_max_attempts: int = Field(default=4, ge=1, le=20)
     # Most seconds spent waiting between attempts of one call, all waits together.
     selfheal_model_max_retry_wait_s: float = Field(default=90.0, ge=0)
+    # First backoff between attempts when the server gives no Retry-After; doubles per attempt.
+    selfheal_model_retry_base_s: float = Field(default=1.0, ge=0)
     # Most tokens a model may write in one reply.
     selfheal_model_max_output_tokens: int = Field(default=8192, ge=1)
     # Price overrides in USD per million tokens: inline JSON

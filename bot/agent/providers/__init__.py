@@ -67,6 +67,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         max_attempts=settings.selfheal_model_max_attempts,
         max_total_wait_s=settings.selfheal_model_max_retry_wait_s,
         timeout_s=settings.selfheal_model_timeout_s,
+        base_delay_s=settings.selfheal_model_retry_base_s,
     )
 
 

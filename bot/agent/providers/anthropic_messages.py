@@ -110,6 +110,8 @@ class AnthropicModel:
             max_retries=0,
             timeout=policy.timeout_s,
         )
+        # Load the SDK's lazily imported resources now, not inside the first call's deadline.
+        self._messages = self._client.messages
 
     def __repr__(self) -> str:
         return f"AnthropicModel(anthropic:{self.model} at {self.base_url})"
@@ -133,7 +135,7 @@ class AnthropicModel:
                 for t in tools
             ]
         response = call_with_retries(
-            lambda: self._client.messages.create(**kwargs),
+            lambda: self._messages.create(**kwargs),
             classify,
             self.policy,
             label=f"{self.label} ({role})",

@@ -135,6 +135,8 @@ class OpenAIChatModel:
             max_retries=0,
             timeout=policy.timeout_s,
         )
+        # Load the SDK's lazily imported resources now, not inside the first call's deadline.
+        self._completions = self._client.chat.completions
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel({self.provider}:{self.model} at {self.base_url})"
@@ -156,7 +158,7 @@ class OpenAIChatModel:
         else:
             kwargs["max_tokens"] = self.max_output_tokens
         response = call_with_retries(
-            lambda: self._client.chat.completions.create(**kwargs),
+            lambda: self._completions.create(**kwargs),
             classify,
             self.policy,
             label=f"{self.label} ({role})",
