@@ -45,6 +45,11 @@ class Validation:
     def validated(self) -> bool:
         return self.evidence.validated
 
+    @property
+    def logs(self) -> dict[str, str]:
+        """Artifact file name -> text."""
+        return {"test-before.log": self.before_log, "test-after.log": self.after_log}
+
 
 def is_test_path(path: str) -> bool:
     """Test files by the usual conventions of pytest, unittest, jest/vitest/mocha and go."""

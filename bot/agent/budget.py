@@ -35,8 +35,14 @@ class RoleUsage:
     model_s: float = 0.0
     tool_s: float = 0.0
 
+    @property
+    def elapsed_s(self) -> float:
+        """Time this role took: waiting for its model plus running its tools."""
+        return self.model_s + self.tool_s
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["elapsed_s"] = round(self.elapsed_s, 3)
         data["usd"] = round(self.usd, 6)
         data["model_s"] = round(self.model_s, 3)
         data["tool_s"] = round(self.tool_s, 3)

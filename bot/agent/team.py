@@ -108,7 +108,7 @@ class AgentTask:
     localization: Localization
     models: Mapping[str, ChatModel | str]
     budget: BudgetConfig = field(default_factory=BudgetConfig)
-    trajectory: Path | None = None
+    trajectory_path: Path | None = None  # JSONL, appended as the job runs
     hint: str | None = None  # from a `/selfheal fix HINT` comment: untrusted
     settings: Settings | None = None
     repo: str | None = None  # where the repository came from (URL or path), for replay
@@ -132,7 +132,7 @@ class AgentResult:
     tried: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     model_s: float = 0.0
-    trajectory: Path | None = None
+    trajectory_path: Path | None = None  # JSONL, appended as the job runs
 
     @property
     def overhead_s(self) -> float:
@@ -153,7 +153,7 @@ class AgentResult:
             "tried": list(self.tried),
             "wall_s": round(self.wall_s, 3),
             "model_s": round(self.model_s, 3),
-            "trajectory": str(self.trajectory) if self.trajectory else None,
+            "trajectory": str(self.trajectory_path) if self.trajectory_path else None,
         }
 
     def cost_table(self) -> str:
@@ -212,7 +212,7 @@ class _Job:
         self.settings = task.settings or load_settings({})
         self.redact = Redactor(_secret_values(task.settings))
         self.budget = Budget(task.budget)
-        self.log = TrajectoryWriter(task.trajectory) if task.trajectory else None
+        self.log = TrajectoryWriter(task.trajectory_path) if task.trajectory_path else None
         self.scripts = ScriptCache()
         self.conversations = 0
         self.ctx = ToolContext(
@@ -390,7 +390,7 @@ def run_team(task: AgentTask) -> AgentResult:
     toolbox = Toolbox(
         job.ctx, ROLE_TOOLS["planner"], extra={"delegate": (DELEGATE_SPEC, job.delegate)}
     )
-    result = AgentResult(status="error", trajectory=task.trajectory)
+    result = AgentResult(status="error", trajectory_path=task.trajectory_path)
     try:
         finish = job.loop("planner", planner_brief(task, job.redact), toolbox, 10**6)
         if "unfinished" in finish:

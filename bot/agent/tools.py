@@ -125,14 +125,14 @@ SPECS: dict[str, ToolSpec] = {
         ),
         _spec(
             "edit_file",
-            "Replace one exact occurrence of old_text with new_text. Fails when old_text occurs "
+            "Replace one exact occurrence of old with new. Fails when old occurs "
             "zero or several times: include enough surrounding lines to make it unique.",
             {
                 "path": {"type": "string"},
-                "old_text": {"type": "string"},
-                "new_text": {"type": "string"},
+                "old": {"type": "string"},
+                "new": {"type": "string"},
             },
-            ["path", "old_text", "new_text"],
+            ["path", "old", "new"],
         ),
         _spec(
             "write_file",
@@ -318,20 +318,20 @@ class Toolbox:
 
     def _edit_file(self, args: dict[str, Any]) -> str:
         path = self.ctx.resolve(args["path"], must_exist=True)
-        old, new = args["old_text"], args["new_text"]
+        old, new = args["old"], args["new"]
         if not old:
-            raise ToolError("old_text is empty; use write_file to create a file")
+            raise ToolError("old is empty; use write_file to create a file")
         text = path.read_text(encoding="utf-8")
         count = text.count(old)
         rel = self.ctx.rel(path)
         if count == 0:
             raise ToolError(
-                f"old_text was not found in {rel}; read the file and copy the exact text "
+                f"old was not found in {rel}; read the file and copy the exact text "
                 "(whitespace and indentation included)"
             )
         if count > 1:
             raise ToolError(
-                f"old_text occurs {count} times in {rel}; include more surrounding lines so it "
+                f"old occurs {count} times in {rel}; include more surrounding lines so it "
                 "matches exactly once"
             )
         path.write_text(text.replace(old, new, 1), encoding="utf-8")

@@ -38,7 +38,7 @@ def _task(
         plan=plan,
         localization=localize(incident, ws.path),  # type: ignore[arg-type]
         models=models,
-        trajectory=tmp_path / "trajectory.jsonl",
+        trajectory_path=tmp_path / "trajectory.jsonl",
         **kw,  # type: ignore[arg-type]
     )
 

@@ -60,7 +60,7 @@ def test_planner_on_anthropic_and_sub_agents_on_openai_fix_the_bug(
                 plan=plan,
                 localization=localize(incident, ws.path),
                 models=models,
-                trajectory=tmp_path / "trajectory.jsonl",
+                trajectory_path=tmp_path / "trajectory.jsonl",
                 settings=settings,
             )
         )

@@ -40,7 +40,7 @@ def test_paths_outside_the_tree_are_refused(box: Toolbox, tmp_path: Path) -> Non
     assert "outside" in run(box, "read_file", path="link.txt").content
     assert run(box, "write_file", path="escape/new.txt", content="x").is_error
     assert run(box, "write_file", path="link.txt", content="x").is_error
-    assert run(box, "edit_file", path="link.txt", old_text="top", new_text="x").is_error
+    assert run(box, "edit_file", path="link.txt", old="top", new="x").is_error
     assert run(box, "search_code", pattern="secret", path="..").is_error
     assert run(box, "list_files", path="/").is_error
     assert run(box, "read_file", path=".git/config").is_error
@@ -66,12 +66,12 @@ def test_read_file_line_ranges(box: Toolbox) -> None:
 def test_edit_file_needs_exactly_one_match(box: Toolbox) -> None:
     root = box.ctx.root
     (root / "dup.py").write_text("x = 1\nx = 1\n")
-    zero = run(box, "edit_file", path="dup.py", old_text="y = 2", new_text="y = 3")
+    zero = run(box, "edit_file", path="dup.py", old="y = 2", new="y = 3")
     assert zero.is_error and "was not found" in zero.content
-    several = run(box, "edit_file", path="dup.py", old_text="x = 1", new_text="x = 2")
+    several = run(box, "edit_file", path="dup.py", old="x = 1", new="x = 2")
     assert several.is_error and "occurs 2 times" in several.content
     assert (root / "dup.py").read_text() == "x = 1\nx = 1\n"
-    ok = run(box, "edit_file", path="dup.py", old_text="x = 1\nx = 1", new_text="x = 1\nx = 2")
+    ok = run(box, "edit_file", path="dup.py", old="x = 1\nx = 1", new="x = 1\nx = 2")
     assert not ok.is_error and (root / "dup.py").read_text() == "x = 1\nx = 2\n"
 
 

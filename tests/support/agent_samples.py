@@ -337,8 +337,8 @@ def team_script(sample: Sample) -> dict[str, list[ModelReply]]:
                 call(
                     "edit_file",
                     path=sample.fix_path,
-                    old_text=sample.fix_old,
-                    new_text=sample.fix_new,
+                    old=sample.fix_old,
+                    new=sample.fix_new,
                 )
             ),
             turn(call("run_tests")),
