@@ -279,7 +279,8 @@ class _Job:
             for call in reply.tool_calls:
                 t1 = time.monotonic()
                 result = toolbox.call(call)
-                self.budget.record_tool(role, time.monotonic() - t1)
+                if call.name != "delegate":  # a delegation's time is its sub-agent's
+                    self.budget.record_tool(role, time.monotonic() - t1)
                 if self.log is not None:
                     self.log.tool_step(
                         role=role,
