@@ -226,7 +226,7 @@ def anti_masking(diff: str, policy: PolicyConfig | None = None) -> tuple[Finding
 # -------------------------------------------------------------------------------- validation
 
 
-def _snapshot(ws: Workspace) -> str:
+def snapshot(ws: Workspace) -> str:
     """A tree object holding the work tree as it is now (ignored files excluded)."""
     ws.git("add", "-A")
     tree = ws.git("write-tree").strip()
@@ -234,13 +234,13 @@ def _snapshot(ws: Workspace) -> str:
     return tree
 
 
-def _restore_base(ws: Workspace) -> None:
+def restore_base(ws: Workspace) -> None:
     # Not Workspace.reset(): that also removes ignored files (installed dependencies).
     ws.git("reset", "-q", "--hard", ws.base_sha)
     ws.git("clean", "-qfd")
 
 
-def _apply_tree(ws: Workspace, tree: str, paths: Sequence[str] | None = None) -> None:
+def apply_tree(ws: Workspace, tree: str, paths: Sequence[str] | None = None) -> None:
     """Make the work tree match `tree` (only `paths` when given; the rest stays at base)."""
     if paths is None:
         ws.git("read-tree", "-u", "--reset", tree)
@@ -282,7 +282,7 @@ def validate(
             Evidence(Reproduction(test=reproduction_test), notes=("no patch",)), patch
         )
     findings = anti_masking(diff, config.policy)
-    tree = _snapshot(workspace)
+    tree = snapshot(workspace)
     test_files = [f for f in patch.files if is_test_path(f)]
     notes: list[str] = []
     test = reproduction_test or None
@@ -291,8 +291,8 @@ def validate(
         test = None
     try:
         # Red: base code plus the patch's test files.
-        _restore_base(workspace)
-        _apply_tree(workspace, tree, test_files)
+        restore_base(workspace)
+        apply_tree(workspace, tree, test_files)
         before = run_tests(sandbox, workspace.path, plan, (), limits)
         before_log = _log("suite on the base commit with the new tests", before)
         repro_before: Outcome | None = before.outcome_of(test) if test else None
@@ -304,13 +304,13 @@ def validate(
                 before_log += _log(f"reproduction rerun {i + 1} on the base commit", rerun)
         flaky = repro_before == "failed" and any(r != "failed" for r in reruns)
         # Green: the full patch.
-        _restore_base(workspace)
-        _apply_tree(workspace, tree)
+        restore_base(workspace)
+        apply_tree(workspace, tree)
         after = run_tests(sandbox, workspace.path, plan, (), limits)
         after_log = _log("suite with the patch", after)
     finally:
-        _restore_base(workspace)
-        _apply_tree(workspace, tree)
+        restore_base(workspace)
+        apply_tree(workspace, tree)
     repro_after: Outcome | None = after.outcome_of(test) if test else None
     if test is None:
         notes.append("no reproduction test was named")
