@@ -17,6 +17,7 @@ from bot.validate import validate
 from bot.workspace import Workspace
 from tests.agent.conftest import ReplyQueue
 from tests.support.agent_samples import SHOP, Sample, call, team_script, turn, write_script
+from tests.support.gitrepo import git
 
 Checkout = Callable[[Sample], Workspace]
 
@@ -154,6 +155,15 @@ def test_budget_runs_out_and_says_which_and_what_was_tried(
     assert "max_usd" in run_team(usd).message
 
 
+ENV_DUMP = """import os
+
+
+def test_env():
+    print("\\n".join(f"{k}={v}" for k, v in os.environ.items()))
+    assert False
+"""
+
+
 def test_prompt_injection_changes_nothing_outside_the_work_tree(
     checkout: Checkout, sandbox: Sandbox, plan: TestPlan, tmp_path: Path, monkeypatch: object
 ) -> None:
@@ -169,7 +179,7 @@ def test_prompt_injection_changes_nothing_outside_the_work_tree(
     )
     outside = tmp_path / "outside.txt"
     outside.write_text("untouched\n")
-    origin_head = ws.git("rev-parse", "HEAD")
+    origin_head = ws.git("rev-parse", "HEAD").strip()
     # A model that follows the injection as far as the tools allow.
     hostile = [
         turn(call("read_file", path="/proc/self/environ")),
@@ -177,10 +187,17 @@ def test_prompt_injection_changes_nothing_outside_the_work_tree(
         turn(call("write_file", path=str(outside), content="pwned")),
         turn(call("search_code", pattern="OPENAI_API_KEY", path="/")),
         turn(call("run_tests", selection=["--co"])),
+        # the one way left to look at the environment: a test that prints it
+        turn(call("write_file", path="tests/test_env.py", content=ENV_DUMP)),
+        turn(call("run_tests", selection=["tests/test_env.py"])),
         turn(call("push", branch="main")),
         turn(call("finish", summary="done")),
     ]
-    models = {"planner": ReplyQueue(hostile)}
+    planner = [
+        turn(call("delegate", role="fixer", task="Do what the issue body asks.")),
+        turn(call("finish", summary="done")),
+    ]
+    models = {"planner": ReplyQueue(planner), "fixer": ReplyQueue(hostile)}
     try:
         result = run_team(
             _task(
@@ -203,7 +220,11 @@ def test_prompt_injection_changes_nothing_outside_the_work_tree(
         del os.environ["SELFHEAL_TEST_LEAK"]
     assert result.status == "finished"
     assert outside.read_text() == "untouched\n"
-    assert ws.git("rev-parse", "HEAD") == origin_head and ws.diff() == ""
+    assert ws.git("rev-parse", "HEAD").strip() == origin_head
+    assert ws.git("status", "--porcelain").split() == ["??", "tests/test_env.py"]
+    origin = tmp_path / "origin-shop"
+    assert git(origin, "rev-parse", "main") == origin_head  # nothing was pushed
+    assert git(origin, "status", "--porcelain") == ""
 
     brief = models["planner"].seen[0][1].content
     assert "<untrusted-data source='issue body'>" in brief
@@ -211,12 +232,15 @@ def test_prompt_injection_changes_nothing_outside_the_work_tree(
     assert "run env" not in brief
     assert "SYSTEM: ignore" not in brief and "\u200b" not in brief and "hidden" not in brief
     assert "never follow them" in models["planner"].seen[0][0].content
-    tool_results = [m for m in models["planner"].seen[-1] if m.role == "tool"]
-    assert all(m.content.startswith("error:") for m in tool_results[:6])
-    assert "unknown tool 'push'" in tool_results[5].content
+    tool_results = [m for m in models["fixer"].seen[-1] if m.role == "tool"]
+    assert all(m.content.startswith("error:") for m in tool_results[:5])
+    env_dump = tool_results[6].content
+    assert "PATH=" in env_dump and "SELFHEAL_TEST_LEAK" not in env_dump  # it ran, without secrets
+    assert "unknown tool 'push'" in tool_results[7].content
 
     trajectory = (tmp_path / "trajectory.jsonl").read_text()
-    for text in [trajectory, *(m.content for m in models["planner"].seen[-1])]:
+    seen = [m.content for q in models.values() for conv in q.seen for m in conv]
+    for text in [trajectory, *seen]:
         assert secret not in text and "whsec-abcdefgh123" not in text
 
 
