@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     selfheal_cache_dir: Path = Path.home() / ".cache" / "selfheal"
     selfheal_artifacts_dir: Path = Path("selfheal-artifacts")
     selfheal_sandbox: SandboxBackend = "bwrap"
+    selfheal_docker_image: str = "python:3.11-slim"  # image for SELFHEAL_SANDBOX=docker
+    selfheal_cache_max_mb: int = 10_240  # mirrors and environments; least recently used go first
 
     @field_validator(
         "sentry_project_repos", "pagerduty_service_repos", "selfheal_models", mode="before"
