@@ -79,12 +79,75 @@ class Workspace:
         self.git("clean", "-qfdx")
 
 
-class WorkspaceManager:
-    """Mirror cache and per-job worktrees under `cache_dir`."""
+# Files the bot itself puts into a work tree; never part of a patch.
+EXCLUDES = ("/.selfheal-*", "/node_modules")
 
-    def __init__(self, cache_dir: Path, git_env: GitEnv | None = None) -> None:
+
+def tree_size(path: Path) -> int:
+    """Bytes used by the files under `path` (hard links counted once)."""
+    total, seen = 0, set()
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+class WorkspaceManager:
+    """Mirror cache and per-job worktrees under `cache_dir`.
+
+    `max_cache_bytes` bounds the mirrors and dependency environments in the cache: after each
+    checkout the least recently used ones are removed until the cache fits (entries in use by
+    a live worktree, and the one just used, are kept).
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        git_env: GitEnv | None = None,
+        max_cache_bytes: int | None = None,
+    ) -> None:
         self.cache_dir = cache_dir
         self._git_env = git_env or (lambda: {})
+        self.max_cache_bytes = max_cache_bytes
+
+    def cache_entries(self) -> list[tuple[float, int, Path]]:
+        """(last used, bytes, path) for every mirror and environment in the cache."""
+        entries = []
+        for kind in ("mirrors", "envs"):
+            folder = self.cache_dir / kind
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if path.is_dir() and not path.name.endswith(".tmp"):
+                    entries.append((path.stat().st_mtime, tree_size(path), path))
+        return sorted(entries)
+
+    def evict(self, keep: tuple[Path, ...] = ()) -> list[Path]:
+        """Remove least recently used cache entries until the cache fits its size limit."""
+        if self.max_cache_bytes is None:
+            return []
+        entries = self.cache_entries()
+        total = sum(size for _, size, _ in entries)
+        removed: list[Path] = []
+        for _, size, path in entries:
+            if total <= self.max_cache_bytes:
+                break
+            if path in keep or (
+                (path / "worktrees").is_dir() and any((path / "worktrees").iterdir())
+            ):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            lock = path.with_name(path.name + ".lock")
+            lock.unlink(missing_ok=True)
+            total -= size
+            removed.append(path)
+        return removed
 
     def _mirror_path(self, source: str) -> Path:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.rstrip("/").split("/")[-1])[:40]
@@ -105,7 +168,10 @@ class WorkspaceManager:
             shutil.rmtree(tmp, ignore_errors=True)
             run_git("clone", "-q", "--bare", source, str(tmp), env=env)
             run_git("config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*", cwd=tmp)
+            (tmp / "info").mkdir(exist_ok=True)
+            (tmp / "info" / "exclude").write_text("\n".join(EXCLUDES) + "\n")
             tmp.rename(path)
+        os.utime(path)
         return path
 
     def checkout(self, source: str, ref: str | None, job_id: str) -> Workspace:
@@ -123,6 +189,7 @@ class WorkspaceManager:
             self.remove(Workspace(path, sha, default, mirror))
         path.parent.mkdir(parents=True, exist_ok=True)
         run_git("worktree", "add", "-q", "--detach", str(path), sha, cwd=mirror)
+        self.evict(keep=(mirror,))
         return Workspace(path, sha, default, mirror, dict(self._git_env()))
 
     def remove(self, workspace: Workspace) -> None:
