@@ -54,3 +54,4 @@ def main() -> None:
 
 
 # --- command registration (one line per command module) ---
+import bot.cli_sandbox  # noqa: E402, F401  selfheal sandbox
