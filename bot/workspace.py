@@ -3,7 +3,7 @@
 The first job on a repository clones the mirror; later jobs fetch. Each job gets a detached
 worktree at the exact commit the incident names (or the default branch) and removes it when
 it ends. Credentials stay on the host side (environment given per git command), never in the
-work tree or its config. May import: bot.errors.
+work tree or its config. May import: bot.errors, bot.settings (types).
 """
 
 from __future__ import annotations
@@ -16,8 +16,12 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import RepoError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 GitEnv = Callable[[], Mapping[str, str]]
 BOT_IDENTITY = {
@@ -79,6 +83,19 @@ class Workspace:
         self.git("clean", "-qfdx")
 
 
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _has_commit(mirror: Path, sha: str) -> bool:
+    proc = subprocess.run(
+        ["git", "cat-file", "-e", f"{sha}^{{commit}}"],
+        cwd=mirror,
+        capture_output=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_TERMINAL_PROMPT": "0"},
+    )
+    return proc.returncode == 0
+
+
 # Files the bot itself puts into a work tree; never part of a patch.
 EXCLUDES = ("/.selfheal-*", "/node_modules")
 
@@ -115,6 +132,11 @@ class WorkspaceManager:
         self.cache_dir = cache_dir
         self._git_env = git_env or (lambda: {})
         self.max_cache_bytes = max_cache_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings, git_env: GitEnv | None = None) -> WorkspaceManager:
+        """The manager for `SELFHEAL_CACHE_DIR`, bounded by `SELFHEAL_CACHE_MAX_MB`."""
+        return cls(settings.selfheal_cache_dir, git_env, settings.selfheal_cache_max_mb * 2**20)
 
     def cache_entries(self) -> list[tuple[float, int, Path]]:
         """(last used, bytes, path) for every mirror and environment in the cache."""
@@ -154,9 +176,21 @@ class WorkspaceManager:
         digest = hashlib.sha256(source.encode()).hexdigest()[:12]
         return self.cache_dir / "mirrors" / f"{name}-{digest}.git"
 
-    def mirror(self, source: str) -> Path:
-        """Clone or fetch the bare mirror of `source` (a URL or a local path)."""
+    def mirror(self, source: str, need: str | None = None) -> Path:
+        """Clone or fetch the bare mirror of `source` (a URL or a local path).
+
+        When `need` is a full commit SHA the mirror already has, the fetch is skipped: a
+        commit's content never changes, so a second job on the same release starts at once.
+        """
         path = self._mirror_path(source)
+        if (
+            need is not None
+            and _FULL_SHA.fullmatch(need)
+            and (path / "HEAD").exists()
+            and _has_commit(path, need)
+        ):
+            os.utime(path)
+            return path
         env = self._git_env()
         if (path / "HEAD").exists():
             run_git(
@@ -176,7 +210,7 @@ class WorkspaceManager:
 
     def checkout(self, source: str, ref: str | None, job_id: str) -> Workspace:
         """A detached worktree of `source` at `ref` (default branch when None)."""
-        mirror = self.mirror(source)
+        mirror = self.mirror(source, need=ref)
         default = run_git("symbolic-ref", "--short", "HEAD", cwd=mirror).strip()
         target = ref or default
         sha = run_git(

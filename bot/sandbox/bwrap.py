@@ -66,7 +66,8 @@ def base_env(workdir: Path) -> dict[str, str]:
         "LC_ALL": "C.UTF-8",
         "TERM": "dumb",
         "CI": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
+        # Bytecode (and pytest's rewritten tests) cached per job, outside every patch.
+        "PYTHONPYCACHEPREFIX": str(workdir / ".selfheal-pycache"),
         "PWD": str(workdir),
     }
 

@@ -71,3 +71,20 @@ def test_cache_is_bounded_with_least_recently_used_eviction(tmp_path: Path) -> N
     assert not kept[0], "the least recently used mirror is evicted first"
     total = sum(size for _, size, _ in manager.cache_entries())
     assert total <= 1_000_000 or kept == [False, False, True]
+
+
+def test_a_known_commit_skips_the_fetch_and_a_branch_fetches(tmp_path: Path) -> None:
+    from tests.support.gitrepo import git
+
+    source = make_repo(tmp_path / "src", {"app.py": "x = 1\n"})
+    first = git(source, "rev-parse", "HEAD")
+    manager = WorkspaceManager(tmp_path / "cache")
+    ws = manager.checkout(str(source), first, "job-1")
+    (source / "app.py").write_text("x = 2\n")
+    git(source, "commit", "-qam", "second")
+    again = manager.checkout(str(source), first, "job-2")
+    assert again.base_sha == first
+    assert git(ws.mirror, "rev-parse", "main") == first  # no fetch happened
+    latest = manager.checkout(str(source), None, "job-3")
+    assert latest.base_sha == git(source, "rev-parse", "HEAD") != first
+    assert (latest.path / "app.py").read_text() == "x = 2\n"
