@@ -78,6 +78,7 @@ def make_sandbox(
     allow_unsafe: bool = False,
     ro_paths: Sequence[Path] = (),
     docker_image: str | None = None,
+    egress_allow: Sequence[str] | None = None,
 ) -> Sandbox:
     """The sandbox for a backend name, or for the settings' `SELFHEAL_SANDBOX` (default bwrap).
 
@@ -91,6 +92,8 @@ def make_sandbox(
         backend = settings.selfheal_sandbox
         allow_unsafe = allow_unsafe or backend == "none"
         docker_image = docker_image or settings.selfheal_docker_image
+        if egress_allow is None:
+            egress_allow = settings.egress_allow()
     if backend == "none":
         if not allow_unsafe:
             raise SandboxError(
@@ -103,7 +106,7 @@ def make_sandbox(
     if backend == "bwrap":
         from bot.sandbox.bwrap import BwrapSandbox
 
-        return BwrapSandbox(ro_paths=ro_paths)
+        return BwrapSandbox(ro_paths=ro_paths, egress_allow=egress_allow)
     if backend == "docker":
         from bot.sandbox.docker import DockerSandbox
 
