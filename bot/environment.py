@@ -234,7 +234,7 @@ class EnvironmentBuilder:
             **plan.env,
             "GOROOT": goroot,
             "GOMODCACHE": str(modcache),
-            "GOCACHE": "/tmp/go-build",
+            "GOCACHE": str(worktree / ".selfheal-gocache"),  # kept for the job, never patched
             "GOFLAGS": "-mod=mod",
             "PATH": f"{goroot}/bin:{DEFAULT_PATH}",
         }

@@ -96,8 +96,9 @@ def _has_commit(mirror: Path, sha: str) -> bool:
     return proc.returncode == 0
 
 
-# Files the bot itself puts into a work tree; never part of a patch.
-EXCLUDES = ("/.selfheal-*", "/node_modules")
+# Files the bot itself (or a build it runs) puts into a work tree; never part of a patch
+# (an untracked Cargo.lock is written by `cargo test`; a tracked one is unaffected).
+EXCLUDES = ("/.selfheal-*", "/node_modules", "/Cargo.lock")
 
 
 def tree_size(path: Path) -> int:

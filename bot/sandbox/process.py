@@ -22,6 +22,7 @@ from bot.errors import SandboxError
 from bot.sandbox import CommandResult, LimitName, Limits, OutputCallback
 from bot.sandbox.cgroup import Cgroup
 
+LEFTOVER_GRACE_S = 1.0
 TRUNCATION_MARK = "\n[... output truncated by selfheal ...]\n"
 _MEMORY_PATTERNS = re.compile(
     rb"MemoryError|Cannot allocate memory|out of memory|std::bad_alloc|heap out of memory"
@@ -143,11 +144,17 @@ def supervise(
     deadline = start + limits.timeout_s
     hit: LimitName | None = None
     eof = False
+    drain_until: float | None = None
     try:
         while not eof:
             now = time.monotonic()
             if now >= deadline:
                 hit = "timeout"
+                break
+            if drain_until is None and proc.poll() is not None:
+                # The command ended; what it left running may not hold the output open.
+                drain_until = now + LEFTOVER_GRACE_S
+            elif drain_until is not None and now >= drain_until:
                 break
             ready, _, _ = select.select([fd], [], [], min(0.1, deadline - now))
             if ready:

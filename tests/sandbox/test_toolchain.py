@@ -158,3 +158,34 @@ def test_cli_exit_codes_and_limit_names(tmp_path: Path) -> None:
     assert offline.returncode == 1 and "gaierror" in offline.stdout
     bad = _cli(str(tmp_path / "missing"), "--", "true")
     assert bad.returncode == 2 and "not a directory" in bad.stderr
+
+
+def test_jest_json_results_are_read() -> None:
+    from bot.testrun import parse_jest_json
+
+    report = {
+        "testResults": [
+            {
+                "name": "/w/src/cart.test.js",
+                "status": "failed",
+                "assertionResults": [
+                    {"fullName": "cart adds items", "title": "adds items", "status": "passed"},
+                    {"fullName": "cart totals", "title": "totals", "status": "failed"},
+                    {"fullName": "cart later", "title": "later", "status": "pending"},
+                ],
+            },
+            {"name": "/w/src/broken.test.js", "status": "failed", "assertionResults": []},
+        ]
+    }
+    passed, failed, errored, skipped = parse_jest_json(json.dumps(report), "/w")
+    assert passed == ["src/cart.test.js::cart adds items"]
+    assert failed == ["src/cart.test.js::cart totals"]
+    assert skipped == ["src/cart.test.js::cart later"]
+    assert errored == ["src/broken.test.js"]
+
+
+def test_a_background_process_does_not_hold_the_command_open(tmp_path: Path) -> None:
+    plain = make_sandbox("none", allow_unsafe=True)
+    result = plain.run(["sh", "-c", "sleep 30 & echo done"], workdir=tmp_path)
+    assert result.ok and result.output == "done\n"
+    assert result.duration_s < 10
