@@ -54,5 +54,5 @@ def main() -> None:
 
 
 # --- command registration (one line per command module) ---
-from bot import cli_replay  # noqa: E402,F401  replay
 import bot.cli_sandbox  # noqa: E402, F401  selfheal sandbox
+from bot import cli_replay  # noqa: E402,F401  replay

@@ -58,7 +58,7 @@ def replay_trajectory(path: Path, out: Path | None) -> dict[str, Any]:
     if not isinstance(repo, str) or not repo:
         raise UsageError(f"{path}: the start event names no repository")
     settings = load_settings()
-    sandbox = make_sandbox(settings.selfheal_sandbox)
+    sandbox = make_sandbox(settings)
     job_id = f"replay-{uuid.uuid4().hex[:10]}"
     out = (out or settings.selfheal_artifacts_dir / job_id).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,15 @@
 """Deterministic validation of a patch, outside every model: the evidence the policy reads.
 
 1. Red: only the test-file part of the patch on the base commit; the reproduction test must
-   fail, and fail again on each of `flake_reruns` reruns (otherwise it is flaky). The suite run
-   here is the "before" suite (base code plus the new tests).
+   fail, and not pass on any of `flake_reruns` reruns (`bot.flake`; otherwise it is flaky).
+   The suite run here is the "before" suite (base code plus the new tests).
 2. Green: the full patch; the reproduction test must pass and the suite may have no failure
    that was not already failing before.
 3. Anti-masking: the diff may not delete, skip or xfail tests, remove or loosen assertions, add
    sleeps or retries, or raise timeouts (the last three unless the repo config allows them).
 
 The work tree ends with the full patch applied, as it was. Candidates are ranked by validation
-first and size second. May import: bot.evidence, bot.patch, bot.repo_config, bot.sandbox,
+first and size second. May import: bot.evidence, bot.flake, bot.patch, bot.repo_config, bot.sandbox,
 bot.testrun, bot.toolchain, bot.workspace.
 """
 
@@ -19,11 +19,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import cast
 
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
 from bot.evidence import Evidence, Finding, Outcome, Reproduction, Suite
+from bot.flake import flake_check
 from bot.patch import Patch
 from bot.repo_config import PolicyConfig, RepoConfig
 from bot.sandbox import Limits, Sandbox
@@ -296,13 +298,18 @@ def validate(
         before = run_tests(sandbox, workspace.path, plan, (), limits)
         before_log = _log("suite on the base commit with the new tests", before)
         repro_before: Outcome | None = before.outcome_of(test) if test else None
-        reruns: list[Outcome] = []
-        if test:
-            for i in range(config.flake_reruns):
-                rerun = run_tests(sandbox, workspace.path, plan, (test,), limits)
-                reruns.append(rerun.outcome_of(test))
-                before_log += _log(f"reproduction rerun {i + 1} on the base commit", rerun)
-        flaky = repro_before == "failed" and any(r != "failed" for r in reruns)
+        reruns: tuple[Outcome, ...] = ()
+        flaky = False
+        if test and repro_before == "failed" and config.flake_reruns > 0:
+            check = flake_check(
+                sandbox, workspace.path, plan, (test,), config.flake_reruns, limits
+            )[test]
+            reruns = tuple(cast(Outcome, o) for o in check.outcomes)
+            flaky = check.flaky
+            before_log += (
+                f"# flake check: {len(reruns)} reruns of {test} on the base commit: "
+                f"{', '.join(reruns)} -> {check.verdict}\n"
+            )
         # Green: the full patch.
         restore_base(workspace)
         apply_tree(workspace, tree)
@@ -325,7 +332,7 @@ def validate(
         notes.append("tests present before but not run after: " + ", ".join(vanished[:10]))
     evidence = Evidence(
         reproduction=Reproduction(
-            test=test, before=repro_before, after=repro_after, flaky=flaky, reruns=tuple(reruns)
+            test=test, before=repro_before, after=repro_after, flaky=flaky, reruns=reruns
         ),
         suite=Suite(
             command=after.command,

@@ -102,7 +102,7 @@ def run_sample(sample: Sample, work: Path) -> dict[str, Any]:
         role: MeasuredModel(m, counts)
         for role, m in make_models(dict.fromkeys(ROLES, spec), settings).items()
     }
-    sandbox = make_sandbox("none")
+    sandbox = make_sandbox("bwrap", ro_paths=(Path(sys.prefix), Path(sys.base_prefix)))
     test_plan = plan()
     t0 = time.monotonic()
     result = run_team(
@@ -190,14 +190,14 @@ def main(argv: list[str]) -> int:
         "benchmark": "agent",
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "sandbox": "none",
+        "sandbox": "bwrap",
         "provider": "scripted (prompt tokens estimated at 4 characters per token)",
         "samples": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "agent.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = (
-        "Agent team on sample incidents (scripted provider, plain sandbox; roles "
+        "Agent team on sample incidents (scripted provider, bwrap sandbox; roles "
         "P=planner L=localizer R=reproducer F=fixer V=reviewer).\n\n" + table(rows) + "\n"
     )
     (RESULTS / "agent.md").write_text(md)

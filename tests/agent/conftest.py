@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,9 +47,12 @@ def plan() -> TestPlan:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sandbox() -> Sandbox:
-    return make_sandbox("none")
+    """Real bubblewrap; the interpreter running the tests is mounted read-only for pytest."""
+    if shutil.which("bwrap") is None:
+        pytest.fail("bubblewrap is not installed: apt-get install bubblewrap")
+    return make_sandbox("bwrap", ro_paths=(Path(sys.prefix), Path(sys.base_prefix)))
 
 
 @pytest.fixture

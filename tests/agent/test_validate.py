@@ -178,8 +178,9 @@ def test_flaky_reproduction_is_marked(
     checkout: Checkout, sandbox: Sandbox, plan: TestPlan, tmp_path: Path
 ) -> None:
     ws = checkout(SHOP)
-    counter = tmp_path / "count"
-    # Fails on the first run only, then passes: the flake check must notice.
+    # Fails on the first run only, then passes: the flake check must notice. The counter lives
+    # in the work tree, the only place the sandbox lets tests write.
+    counter = ws.path / "flaky-count.txt"
     (ws.path / "tests/test_flaky.py").write_text(
         "from pathlib import Path\n\n\n"
         "def test_sometimes():\n"
