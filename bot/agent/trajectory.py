@@ -245,33 +245,33 @@ def script_from_trajectory_text(text: str, name: str) -> dict[str, list[dict[str
         reply = record.get("reply")
         role = record.get("role")
         if not isinstance(reply, dict) or not isinstance(role, str) or not role:
-            raise ModelScriptError(f"{name}: step {number} is a model step without role or reply")
+            raise ModelScriptError(f"{name}: line {number} is a model step without role or reply")
+        raw_calls = reply.get("tool_calls") or []
+        if not isinstance(raw_calls, list):
+            raise ModelScriptError(f"{name}: line {number}: reply.tool_calls must be a list")
         calls = []
-        for call in reply.get("tool_calls") or []:
+        for call in raw_calls:
             if not isinstance(call, dict):
-                raise ModelScriptError(f"{name}: step {number}: a tool call is not an object")
+                raise ModelScriptError(f"{name}: line {number}: a tool call is not an object")
             arguments = call.get("arguments")
-            calls.append(
-                {
-                    "id": call.get("id") or "",
-                    "name": call.get("name") or "",
-                    # A malformed call was recorded with arguments null: replay its raw text.
-                    "arguments": arguments
-                    if isinstance(arguments, dict)
-                    else str(call.get("raw_arguments") or ""),
-                }
-            )
-            if not calls[-1]["id"]:
-                del calls[-1]["id"]
+            if not isinstance(arguments, dict):
+                # A malformed call was recorded with arguments null: replay its raw text.
+                raw = call.get("raw_arguments")
+                arguments = raw if isinstance(raw, str) else ""
+            entry: dict[str, Any] = {"name": call.get("name"), "arguments": arguments}
+            if call.get("id"):
+                entry["id"] = call["id"]
+            calls.append(entry)
+        # Types are checked where the turn is parsed (scripted provider), with the turn named.
         turn: dict[str, Any] = {
             "content": reply.get("content") or "",
             "tool_calls": calls,
             "usage": {
-                "input_tokens": int(record.get("input_tokens") or 0),
-                "output_tokens": int(record.get("output_tokens") or 0),
+                "input_tokens": record.get("input_tokens") or 0,
+                "output_tokens": record.get("output_tokens") or 0,
             },
         }
-        if isinstance(reply.get("stop_reason"), str):
+        if reply.get("stop_reason") is not None:
             turn["stop_reason"] = reply["stop_reason"]
         roles.setdefault(role, []).append(turn)
     return roles

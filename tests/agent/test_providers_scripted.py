@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from bot.agent.messages import Message, ToolSpec
 from bot.agent.providers import make_model, make_models, parse_spec, resolve_model_specs
@@ -201,3 +204,56 @@ def test_model_flags_set_one_role_or_all() -> None:
         resolve_model_specs(base, ["fixxer=openai:gpt-4.1"])
     with pytest.raises(UsageError, match="unknown model provider"):
         resolve_model_specs(base, ["planner=foo:bar"])
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "version",
+                    "roles",
+                    "fixer",
+                    "content",
+                    "tool_calls",
+                    "usage",
+                    "name",
+                    "id",
+                    "arguments",
+                    "input_tokens",
+                    "stop_reason",
+                    "kind",
+                    "role",
+                    "reply",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings_(max_examples=200, deadline=None)
+@given(doc=json_values, as_trajectory=st.booleans())
+def test_any_json_is_a_script_or_a_one_line_script_error(
+    tmp_path_factory: pytest.TempPathFactory, doc: object, as_trajectory: bool
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "s.json"
+    if as_trajectory:
+        doc = {"kind": "model", "role": "fixer", "reply": doc, "input_tokens": doc}
+    path.write_text(json.dumps(doc))
+    try:
+        model = make_model(f"scripted:{path}", settings(), role="fixer")
+    except ModelScriptError as error:
+        assert "\n" not in str(error)
+        return
+    try:
+        reply = model.complete(HELLO, TOOLS, role="fixer")
+    except ModelScriptError:
+        return
+    assert isinstance(reply.content, str)
+    assert all(isinstance(c.name, str) and c.name for c in reply.tool_calls)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.agent.messages import ChatModel, Message, ToolCall, ToolSpec
 from bot.agent.providers import make_model
@@ -299,3 +301,114 @@ def test_openai_compatible_server_by_base_url_with_its_own_key() -> None:
         assert body["model"] == "qwen2.5-coder" and "max_tokens" in body
         # The OpenAI key is never sent to another server.
         assert TEST_OPENAI_KEY not in json.dumps(llm.completions()[0].headers)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        Reply(200, "<html>proxy login</html>"),
+        Reply(200, {}),
+        Reply(200, {"choices": "x", "content": "x", "type": "message"}),
+        Reply(200, []),
+        Reply(200, {"type": "message", "content": [{"type": "tool_use", "id": 5, "name": None}]}),
+    ],
+)
+def test_a_reply_of_the_wrong_shape_is_a_model_error_not_a_crash(
+    wire: Wire, garbage: Reply
+) -> None:
+    wire.llm.queue(garbage, garbage)
+    with pytest.raises(ModelError, match=wire.spec) as caught:
+        wire.model(SELFHEAL_MODEL_MAX_ATTEMPTS="2").complete(CONVERSATION, [], role="fixer")
+    assert "\n" not in str(caught.value)
+
+
+reply_bodies = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "choices",
+                    "message",
+                    "content",
+                    "tool_calls",
+                    "function",
+                    "name",
+                    "arguments",
+                    "id",
+                    "type",
+                    "text",
+                    "input",
+                    "usage",
+                    "finish_reason",
+                    "stop_reason",
+                    "refusal",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=15,
+)
+
+
+cached: dict[str, ChatModel] = {}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=reply_bodies)
+def test_any_200_body_is_a_reply_or_a_model_error(wire: Wire, body: Any) -> None:
+    if wire.name == "anthropic" and isinstance(body, dict):
+        body = {**body, "type": "message"}  # get past the envelope check more often
+    wire.llm.queue(Reply(200, body))
+    model = cached.get(wire.name + wire.llm.base_url)
+    if model is None:
+        model = cached[wire.name + wire.llm.base_url] = wire.model(SELFHEAL_MODEL_MAX_ATTEMPTS="1")
+    try:
+        reply = model.complete(CONVERSATION, [], role="fixer")
+    except ModelError as error:
+        assert "\n" not in str(error)
+        return
+    assert isinstance(reply.content, str)
+    assert all(isinstance(c.id, str) and c.name for c in reply.tool_calls)
+    assert reply.usage.input_tokens >= 0
+
+
+def test_the_sdks_take_nothing_from_the_environment(
+    wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys, base URLs, organization and extra headers come from settings only."""
+    for prefix in ("OPENAI", "ANTHROPIC"):
+        monkeypatch.setenv(f"{prefix}_API_KEY", "sk-from-the-environment-0000000000")
+        monkeypatch.setenv(f"{prefix}_BASE_URL", "http://127.0.0.1:9/v1")
+        monkeypatch.setenv(
+            f"{prefix}_CUSTOM_HEADERS", "X-Leak: yes\nAuthorization: Bearer env-token-000000"
+        )
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-from-env")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-from-env")
+    wire.llm.queue(wire.text("ok"))
+    assert wire.model().complete(CONVERSATION, [], role="fixer").content == "ok"
+    headers = wire.llm.completions()[0].headers
+    assert "x-leak" not in headers
+    assert "openai-organization" not in headers and "openai-project" not in headers
+    assert "from-the-environment" not in json.dumps(headers)
+    assert "env-token" not in json.dumps(headers)
+
+
+def test_the_fake_servers_list_models_to_the_real_sdks() -> None:
+    import anthropic
+    import openai
+
+    with fake_openai() as oa, fake_anthropic() as an:
+        oa_client = openai.OpenAI(api_key=TEST_OPENAI_KEY, base_url=oa.base_url, max_retries=0)
+        assert [m.id for m in oa_client.models.list()] == ["gpt-4.1-mini", "gpt-4.1"]
+        an_client = anthropic.Anthropic(
+            api_key=TEST_ANTHROPIC_KEY, base_url=an.base_url, max_retries=0
+        )
+        assert [m.id for m in an_client.models.list()] == ["claude-sonnet-4-5"]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(api_key="sk-nope", base_url=oa.base_url, max_retries=0).models.list()

@@ -163,4 +163,12 @@ def test_redact_removes_credentials(text: str, secret: str) -> None:
 def test_redact_keeps_ordinary_text() -> None:
     text = "ZeroDivisionError: division by zero in app/orders.py:42 (see https://example.com/docs)"
     assert redact(text) == text
-    assert redact_obj({"a": [text, 3, None, (GH_TOKEN,)]}) == {"a": [text, 3, None, ["[REDACTED]"]]}
+    assert redact_obj({"a": [text, 3, None, (GH_TOKEN,)]}) == {
+        "a": [text, 3, None, ("[REDACTED]",)]
+    }
+    # Values of secret-named keys go whatever they look like; token counts stay.
+    record = {"arguments": {"api_key": "abc", "token": None}, "input_tokens": 12}
+    assert redact_obj(record) == {
+        "arguments": {"api_key": "[REDACTED]", "token": None},
+        "input_tokens": 12,
+    }

@@ -281,6 +281,9 @@ def _check_anthropic(messages: list[Any], body: dict[str, Any]) -> str | None:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one segment: no Nagle / delayed-ACK stall per reply.
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -295,6 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. its timeout passed)
 

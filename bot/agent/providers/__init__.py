@@ -3,7 +3,7 @@
 Providers: `openai:MODEL` (OPENAI_API_KEY, OPENAI_BASE_URL), `openai-compatible:MODEL[@URL]`
 (OPENAI_COMPATIBLE_BASE_URL, OPENAI_COMPATIBLE_API_KEY), `anthropic:MODEL` (ANTHROPIC_API_KEY,
 ANTHROPIC_BASE_URL) and `scripted:FILE` (replays turns from a script or a trajectory).
-May import: bot.errors, bot.settings, bot.agent.messages, bot.agent.pricing,
+May import: bot.errors, bot.redact, bot.settings, bot.agent.messages, bot.agent.pricing,
 bot.agent.trajectory and the modules of this package.
 """
 
@@ -18,6 +18,7 @@ from bot.agent.pricing import PriceTable, load_prices
 from bot.agent.providers.retry import RetryPolicy
 from bot.agent.providers.scripted import Script, ScriptedModel, load_script
 from bot.errors import SettingsError, UsageError
+from bot.redact import redact
 from bot.settings import Settings
 
 ROLES: tuple[str, ...] = ("planner", "localizer", "reproducer", "fixer", "reviewer")
@@ -55,10 +56,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
     """`provider:model` -> (provider, model); UsageError naming the accepted providers."""
     provider, sep, model = spec.strip().partition(":")
     provider = provider.strip().lower()
+    shown = redact(spec)[:200]
     if not sep or not model.strip():
-        raise UsageError(f"model {spec!r} is not PROVIDER:MODEL: {_ACCEPTED}")
+        raise UsageError(f"model {shown!r} is not PROVIDER:MODEL: {_ACCEPTED}")
     if provider not in PROVIDERS:
-        raise UsageError(f"unknown model provider {provider!r} in {spec!r}: {_ACCEPTED}")
+        raise UsageError(f"unknown model provider {provider[:40]!r} in {shown!r}: {_ACCEPTED}")
     return provider, model.strip()
 
 
@@ -125,11 +127,11 @@ def make_model(
     base_url = url.strip() if at else settings.openai_compatible_base_url
     if not name.strip() or not base_url:
         raise SettingsError(
-            f"{spec!r}: no server for role {role}; write openai-compatible:MODEL@BASE_URL "
-            "or set OPENAI_COMPATIBLE_BASE_URL"
+            f"{redact(spec)!r}: no server for role {role}; write "
+            "openai-compatible:MODEL@BASE_URL or set OPENAI_COMPATIBLE_BASE_URL"
         )
     if not re.match(r"^https?://", base_url):
-        raise UsageError(f"{spec!r}: the base URL must start with http:// or https://")
+        raise UsageError(f"{redact(spec)!r}: the base URL must start with http:// or https://")
     key = settings.openai_compatible_api_key
     return OpenAIChatModel(
         name.strip(),

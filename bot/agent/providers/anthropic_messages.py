@@ -16,6 +16,7 @@ import anthropic
 from bot.agent.messages import Message, ModelReply, ToolCall, ToolSpec
 from bot.agent.pricing import PriceTable
 from bot.agent.providers.retry import Failure, RetryPolicy, call_with_retries, parse_retry_after
+from bot.errors import ModelError
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
@@ -110,6 +111,8 @@ class AnthropicModel:
             max_retries=0,
             timeout=policy.timeout_s,
         )
+        # The SDK adds headers from ANTHROPIC_CUSTOM_HEADERS; settings are the only source.
+        self._client._custom_headers = {}
         # Load the SDK's lazily imported resources now, not inside the first call's deadline.
         self._messages = self._client.messages
 
@@ -140,12 +143,21 @@ class AnthropicModel:
             self.policy,
             label=f"{self.label} ({role})",
         )
-        return self._reply(response)
+        content = getattr(response, "content", None)
+        if getattr(response, "type", None) != "message" or not isinstance(content, list):
+            raise ModelError(
+                f"{self.label} ({role}): the reply is not a Messages API message "
+                "(is ANTHROPIC_BASE_URL the API root, without /v1?)"
+            )
+        try:
+            return self._reply(response)
+        except (AttributeError, TypeError, ValueError):
+            raise ModelError(f"{self.label} ({role}): the reply has malformed content") from None
 
     def _reply(self, response: Any) -> ModelReply:
         texts: list[str] = []
         calls: list[ToolCall] = []
-        for index, block in enumerate(getattr(response, "content", None) or []):
+        for block in response.content:
             kind = getattr(block, "type", None)
             if kind == "text":
                 texts.append(getattr(block, "text", "") or "")
@@ -157,10 +169,13 @@ class AnthropicModel:
                 else:  # a proxy or a broken server sent something other than an object
                     arguments = None
                     raw = raw_input if isinstance(raw_input, str) else json.dumps(raw_input)
+                call_id, name = getattr(block, "id", None), getattr(block, "name", None)
+                if not isinstance(call_id, str) or not isinstance(name, str) or not name:
+                    raise ValueError("a tool_use block without a string id and name")
                 calls.append(
                     ToolCall(
-                        id=getattr(block, "id", None) or f"toolu_{index}",
-                        name=getattr(block, "name", "") or "",
+                        id=call_id,
+                        name=name,
                         arguments=arguments,
                         raw_arguments=raw,
                     )

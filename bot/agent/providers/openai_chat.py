@@ -135,6 +135,13 @@ class OpenAIChatModel:
             max_retries=0,
             timeout=policy.timeout_s,
         )
+        # The SDK fills organization, project and extra headers from OPENAI_* variables when
+        # they are not given; settings are the only source, so drop what it read.
+        self._client.organization = None
+        self._client.project = None
+        self._client._custom_headers = {}
+        if hasattr(self._client, "_ambient_authorizations"):
+            self._client._ambient_authorizations = frozenset()
         # Load the SDK's lazily imported resources now, not inside the first call's deadline.
         self._completions = self._client.chat.completions
 
@@ -163,12 +170,20 @@ class OpenAIChatModel:
             self.policy,
             label=f"{self.label} ({role})",
         )
-        return self._reply(response, role)
+        try:
+            return self._reply(response, role)
+        except (AttributeError, TypeError, ValueError, IndexError):
+            raise ModelError(
+                f"{self.label} ({role}): the reply is not a chat completion "
+                "(is the base URL an OpenAI-compatible /v1 endpoint?)"
+            ) from None
 
     def _reply(self, response: Any, role: str) -> ModelReply:
         choices = getattr(response, "choices", None) or []
         if not choices:
             raise ModelError(f"{self.label} ({role}): the reply has no choices")
+        if not isinstance(choices, list):
+            raise TypeError("choices is not a list")
         choice = choices[0]
         message = choice.message
         content = message.content or ""
@@ -178,10 +193,12 @@ class OpenAIChatModel:
             if function is None:
                 continue
             raw = function.arguments if isinstance(function.arguments, str) else ""
+            if not isinstance(function.name, str) or not function.name:
+                raise ValueError("a tool call without a function name")
             calls.append(
                 ToolCall(
-                    id=call.id or f"call_{index}",
-                    name=function.name or "",
+                    id=call.id if isinstance(call.id, str) and call.id else f"call_{index}",
+                    name=function.name,
                     arguments=parse_arguments(raw),
                     raw_arguments=raw,
                 )

@@ -7,6 +7,8 @@ May import: bot.errors, bot.redact.
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 import threading
 import time
@@ -19,6 +21,7 @@ from bot.errors import ModelError
 from bot.redact import redact
 
 T = TypeVar("T")
+log = logging.getLogger("selfheal.models")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,13 @@ def run_with_deadline(fn: Callable[[], T], timeout_s: float) -> T:
     return outcome[0]
 
 
+def _unexpected(exc: BaseException) -> Failure:
+    """A failure the provider did not classify: a garbled body is retried, the rest is not."""
+    if isinstance(exc, json.JSONDecodeError):
+        return Failure(True, "the reply is not JSON")
+    return Failure(False, f"unexpected {type(exc).__name__} from the provider's client")
+
+
 def call_with_retries(
     fn: Callable[[], T],
     classify: Callable[[BaseException], Failure | None],
@@ -100,7 +110,8 @@ def call_with_retries(
 ) -> T:
     """Call `fn` until it succeeds, a failure is not retryable, or the attempts / wait run out.
 
-    `classify` maps an exception to a Failure (None: not a provider error, re-raised as is).
+    `classify` maps an exception to a Failure (None: not an SDK error; a body that is not JSON
+    is then retried, anything else fails at once).
     Raises ModelError with one redacted line naming `label` and the last reason.
     """
     waited = 0.0
@@ -110,10 +121,7 @@ def call_with_retries(
         except CallTimedOut:
             failure = Failure(True, f"timed out after {policy.timeout_s:g}s")
         except Exception as exc:
-            classified = classify(exc)
-            if classified is None:
-                raise
-            failure = classified
+            failure = classify(exc) or _unexpected(exc)
         reason = redact(failure.reason).replace("\n", " ")[:300]
         if not failure.retryable:
             raise ModelError(f"{label}: {reason}") from None
@@ -129,6 +137,9 @@ def call_with_retries(
                 f"{label}: {reason}; waiting {delay:.1f}s more would pass the retry budget "
                 f"of {policy.max_total_wait_s:g}s (SELFHEAL_MODEL_MAX_RETRY_WAIT_S)"
             ) from None
+        log.info(
+            "model call retry: %s: %s; attempt %d, waiting %.2fs", label, reason, attempt, delay
+        )
         if on_retry is not None:
             on_retry(attempt, failure, delay)
         sleep(delay)
