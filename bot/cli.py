@@ -54,6 +54,6 @@ def main() -> None:
 
 
 # --- command registration (one line per command module) ---
+import bot.cli_replay  # noqa: E402  replay
 import bot.cli_sandbox  # noqa: E402, F401  selfheal sandbox
 from bot import cli_models  # noqa: E402,F401  models
-from bot import cli_replay  # noqa: E402,F401  replay
