@@ -376,7 +376,7 @@ def _read(worktree: Path, path: str) -> str:
 def localize(incident: Incident, worktree: Path) -> Localization:
     """Map the incident's frames to files, symbols and suspect commits; no model involved."""
     files = _tracked(worktree)
-    source_files = [f for f in files if f.endswith(SOURCE_EXTS)]
+    source_files = [f for f in files if f.endswith(SOURCE_EXTS)]  # readable for symbols
     sources: dict[str, str] = {}
     names = {_clean(fr.file).rsplit("/", 1)[-1].rsplit(".", 1)[0] for fr in incident.frames}
     for f in source_files:  # only read files a frame could point at (same stem)
@@ -388,7 +388,7 @@ def localize(incident: Incident, worktree: Path) -> Localization:
     scores: dict[str, float] = {}
     frames = list(incident.frames)
     for depth, frame in enumerate(reversed(frames)):  # innermost first
-        hit = _match(frame, source_files or files, sources)
+        hit = _match(frame, files, sources)
         if hit is None:
             if frame.in_app:
                 unmatched.append(frame)

@@ -232,9 +232,19 @@ class _Job:
             self.models[role] = resolve_model(spec, self.settings, role, self.scripts)
         return self.models[role]
 
+    def _scrub(self, value: Any) -> Any:
+        """`value` with every string passed through the job's redactor (secret values too)."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrub(v) for v in value]
+        return value
+
     def event(self, name: str, **data: Any) -> None:
         if self.log is not None:
-            self.log.event(name, **json.loads(self.redact(json.dumps(data, default=str))))
+            self.log.event(name, **self._scrub(data))
 
     def loop(self, role: str, user: str, toolbox: Toolbox, max_steps: int) -> dict[str, Any]:
         """Run one agent until it calls finish; returns the finish arguments.

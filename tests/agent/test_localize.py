@@ -105,3 +105,14 @@ def test_untrusted_text_in_the_context_is_quoted_and_stripped(checkout: Checkout
     text = localize(incident, checkout(SHOP).path).context_text()
     assert "git push" not in text and "\u200b" not in text and "\u202e" not in text
     assert "<untrusted-data source='error message'>" in text and "boom end" in text
+
+
+def test_frames_of_other_languages_still_map_to_files(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "g", {"cmd/api/main.go": "package main\n", "README.md": "x\n"})
+    incident = Incident(
+        source="traceback",
+        title="panic: runtime error",
+        frames=(Frame("/go/src/example.com/svc/cmd/api/main.go", 1, "main.main"),),
+    )
+    loc = localize(incident, repo)
+    assert loc.files == ("cmd/api/main.go",) and loc.matched_frames[0].symbol is None
