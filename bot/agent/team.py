@@ -218,7 +218,12 @@ class _Job:
         self.scripts = ScriptCache()
         self.conversations = 0
         self.ctx = ToolContext(
-            task.workspace, task.sandbox, task.plan, self.redact, task.test_limits
+            task.workspace,
+            task.sandbox,
+            task.plan,
+            self.redact,
+            task.test_limits,
+            remaining_s=lambda: task.budget.max_wall_s - self.budget.elapsed_s,
         )
         self.models: dict[str, ChatModel] = {}
         self.tried: list[str] = []

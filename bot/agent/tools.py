@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ class ToolContext:
     redact: Redactor = field(default_factory=Redactor)
     test_limits: Limits = field(default_factory=lambda: Limits(timeout_s=300))
     output_limit: int = OUTPUT_LIMIT
+    # Seconds left of the job's wall-time budget; test runs are cut to fit it.
+    remaining_s: Callable[[], float] | None = None
 
     @property
     def root(self) -> Path:
@@ -358,9 +360,13 @@ class Toolbox:
             if item.startswith("-"):
                 raise ToolError(f"selection items are test ids or paths, not options: {item!r}")
             self.ctx.resolve(item.split("::", 1)[0])
-        run = run_tests(
-            self.ctx.sandbox, self.ctx.root, self.ctx.plan, selection, self.ctx.test_limits
-        )
+        limits = self.ctx.test_limits
+        if self.ctx.remaining_s is not None:
+            left = self.ctx.remaining_s()
+            if left < 1:
+                raise ToolError("the job's wall-time budget is spent; no more test runs")
+            limits = replace(limits, timeout_s=min(limits.timeout_s, left))
+        run = run_tests(self.ctx.sandbox, self.ctx.root, self.ctx.plan, selection, limits)
         c = run.counts
         head = (
             f"exit code {run.exit_code}; {c.passed} passed, {c.failed} failed, "

@@ -164,6 +164,25 @@ def test_env():
 """
 
 
+def test_wall_time_budget_cuts_a_long_test_run_and_ends_the_job(
+    checkout: Checkout, sandbox: Sandbox, plan: TestPlan, tmp_path: Path
+) -> None:
+    ws = checkout(SHOP)
+    (ws.path / "tests/test_slow.py").write_text(
+        "import time\n\n\ndef test_slow():\n    time.sleep(30)\n"
+    )
+    planner = ReplyQueue([turn(call("run_tests")), turn(call("finish", summary="never"))])
+    task = _task(
+        ws, sandbox, plan, {"planner": planner}, tmp_path, budget=BudgetConfig(max_wall_s=2)
+    )
+    result = run_team(task)
+    assert result.status == "budget_exhausted" and "max_wall_s" in result.message
+    assert result.wall_s < 15  # the 30 s test was cut to the budget
+    steps = [json.loads(x) for x in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
+    tool = next(s for s in steps if s["kind"] == "tool")
+    assert tool["tool"] == "run_tests" and "stopped by limit: timeout" in tool["result"]
+
+
 def test_prompt_injection_changes_nothing_outside_the_work_tree(
     checkout: Checkout, sandbox: Sandbox, plan: TestPlan, tmp_path: Path, monkeypatch: object
 ) -> None:
