@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.agent.messages import ModelReply
 from bot.agent.team import ROLES, AgentTask, run_team
 from bot.localize import localize
 from bot.repo_config import BudgetConfig, RepoConfig
@@ -308,3 +309,32 @@ def test_gave_up_when_the_planner_stops_calling_tools(
     planner = ReplyQueue([turn(content="No idea."), turn(content="Still no idea.")])
     result = run_team(_task(ws, sandbox, plan, {"planner": planner}, tmp_path))
     assert result.status == "gave_up" and "stopped calling tools" in result.message
+
+
+def test_refusals_parallel_calls_and_sub_agent_step_caps(
+    checkout: Checkout, sandbox: Sandbox, plan: TestPlan, tmp_path: Path
+) -> None:
+    ws = checkout(SHOP)
+    planner = ReplyQueue(
+        [
+            # two calls in one turn: both are answered, in order
+            turn(call("list_files", path="shop"), call("read_file", path="shop/cart.py")),
+            turn(call("delegate", role="localizer", task="Look around.")),
+            turn(call("delegate", role="reviewer", task="Review.")),
+            turn(call("finish", summary="stopping")),
+        ]
+    )
+    localizer = ReplyQueue([turn(call("list_files")) for _ in range(3)])
+    reviewer = ReplyQueue([ModelReply(content="No.", stop_reason="refusal")])
+    models = {"planner": planner, "localizer": localizer, "reviewer": reviewer}
+    result = run_team(
+        _task(ws, sandbox, plan, models, tmp_path, sub_agent_max_steps=2)  # type: ignore[arg-type]
+    )
+    assert result.status == "finished"
+    tools = [m for m in planner.seen[-1] if m.role == "tool"]
+    assert [m.name for m in tools[:2]] == ["list_files", "read_file"]
+    assert "shop/cart.py" in tools[0].content and "def average_price" in tools[1].content
+    assert "localizer did not finish: the localizer used its 2 steps" in tools[2].content
+    assert "reviewer did not finish: the reviewer model refused: No." in tools[3].content
+    assert len(localizer.replies) == 1  # the cap stopped it
+    assert any("refused" in t for t in result.tried)
