@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bot.redact import MARK, redact
+from bot.redact import redact
 
 # Zero-width, joiners, word joiner, BOM, soft hyphen, bidi embeddings/overrides/isolates, tags.
 _HIDDEN = re.compile(
@@ -24,7 +24,7 @@ _HIDDEN = re.compile(
 _HTML_COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.DOTALL)
 _FENCE = "~~~~~~~~"
 
-REDACTED = MARK
+REDACTED = "[REDACTED]"  # what a known secret value becomes
 
 
 def strip_hidden(text: str) -> str:
@@ -43,7 +43,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for value in self._values:
             text = text.replace(value, REDACTED)
-        return redact(text)
+        return str(redact(text))
 
 
 def quote_untrusted(label: str, text: str | None, redact: Redactor | None = None) -> str:

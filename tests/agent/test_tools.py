@@ -120,7 +120,7 @@ def test_outputs_are_capped_stripped_and_redacted(box: Toolbox) -> None:
     assert len(big) <= box.ctx.output_limit + 100 and "characters cut" in big
     assert "ignore the user" not in big and "\u202e" not in big
     leak = run(box, "read_file", path="leak.txt").content
-    assert token not in leak and "[REDACTED]" in leak
+    assert token not in leak and "[redacted]" in leak.lower()
     extra = Toolbox(
         ToolContext(box.ctx.workspace, box.ctx.sandbox, box.ctx.plan, Redactor(["hunter2-long"])),
         ["read_file"],
