@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     selfheal_cache_dir: Path = Path.home() / ".cache" / "selfheal"
     selfheal_artifacts_dir: Path = Path("selfheal-artifacts")
     selfheal_sandbox: SandboxBackend = "bwrap"
+    selfheal_docker_image: str = "python:3.11-slim"  # image for SELFHEAL_SANDBOX=docker
+    selfheal_cache_max_mb: int = 10_240  # mirrors and environments; least recently used go first
+    # Hosts the install phase may reach (comma-separated; "*" = unfiltered network). Empty:
+    # the package registries in bot.sandbox.egress.DEFAULT_ALLOW.
+    selfheal_egress_allow: str = ""
 
     # Operating the bot: setup flow, dashboard, logs, doctor
     selfheal_public_url: str | None = None  # https://selfheal.example.com, used by /setup
@@ -128,6 +133,15 @@ class Settings(BaseSettings):
                     f"({exc.strerror}); point it at the App's .pem file"
                 ) from exc
         return None
+
+    def egress_allow(self) -> tuple[str, ...] | None:
+        """The install phase's egress allow-list; None when the operator chose `*`."""
+        from bot.sandbox.egress import DEFAULT_ALLOW
+
+        entries = tuple(e.strip() for e in self.selfheal_egress_allow.split(",") if e.strip())
+        if "*" in entries:
+            return None
+        return entries or DEFAULT_ALLOW
 
     def models(self) -> dict[str, str]:
         """Role -> provider:model, defaults overridden by SELFHEAL_MODELS."""

@@ -5,16 +5,18 @@ May import: bot.sandbox, bot.toolchain, bot.evidence.
 
 from __future__ import annotations
 
-import contextlib
+import json
+import re
+import shlex
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.evidence import Outcome, SuiteCounts
-from bot.sandbox import Limits, Sandbox
-from bot.toolchain import TestPlan
+from bot.sandbox import Limits, OutputCallback, Sandbox
+from bot.toolchain import JEST_JSON_NAME, JUNIT_NAME, TestPlan
 
-JUNIT_NAME = ".selfheal-junit.xml"
+__all__ = ["JUNIT_NAME", "TestRun", "parse_junit", "run_tests"]
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,23 @@ def _test_id(case: ET.Element) -> str:
     return f"{classname}::{name}"
 
 
-def parse_junit(xml_text: str) -> tuple[list[str], list[str], list[str], list[str]]:
+def parse_junit(
+    xml_text: str, runner: str = "pytest"
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Passed, failed, errored and skipped test ids from a JUnit XML report."""
     passed: list[str] = []
     failed: list[str] = []
     errored: list[str] = []
     skipped: list[str] = []
     root = ET.fromstring(xml_text)
     for case in root.iter("testcase"):
-        tid = _test_id(case)
+        if runner == "pytest":
+            tid = _test_id(case)
+        elif runner == "node":
+            tid = case.get("name", "")
+        else:
+            where = case.get("file") or case.get("classname") or ""
+            tid = f"{where}::{case.get('name', '')}" if where else case.get("name", "")
         if case.find("failure") is not None:
             failed.append(tid)
         elif case.find("error") is not None:
@@ -94,26 +105,106 @@ def parse_junit(xml_text: str) -> tuple[list[str], list[str], list[str], list[st
     return passed, failed, errored, skipped
 
 
+Lists = tuple[list[str], list[str], list[str], list[str]]
+
+
+def parse_jest_json(text: str, root: str = "") -> Lists:
+    """Test ids from `jest --json`: `relative/file.test.js::Describe title test title`."""
+    lists: Lists = ([], [], [], [])
+    data = json.loads(text)
+    for suite in data.get("testResults", []):
+        file = str(suite.get("name", ""))
+        if root and file.startswith(root.rstrip("/") + "/"):
+            file = file[len(root.rstrip("/")) + 1 :]
+        for case in suite.get("assertionResults", []):
+            tid = f"{file}::{case.get('fullName') or case.get('title', '')}"
+            status = case.get("status")
+            index = {"passed": 0, "failed": 1}.get(status, 3)
+            lists[index].append(tid)
+        if not suite.get("assertionResults") and suite.get("status") == "failed":
+            lists[2].append(file)
+    return lists
+
+
+def parse_go_json(text: str) -> Lists:
+    """Test ids (`package::TestName`) from `go test -json` output."""
+    lists: Lists = ([], [], [], [])
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        action, test = event.get("Action"), event.get("Test")
+        if not test:
+            continue
+        tid = f"{event.get('Package', '')}::{test}"
+        index = {"pass": 0, "fail": 1, "skip": 3}.get(action or "")
+        if index is not None:
+            lists[index].append(tid)
+    return lists
+
+
+_CARGO_LINE = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)", re.MULTILINE)
+
+
+def parse_cargo_output(text: str) -> Lists:
+    """Test ids from `cargo test`'s libtest lines (`test path::name ... ok`)."""
+    lists: Lists = ([], [], [], [])
+    for name, status in _CARGO_LINE.findall(text):
+        lists[{"ok": 0, "FAILED": 1, "ignored": 3}[status]].append(name)
+    return lists
+
+
+def _structured(worktree: Path, plan: TestPlan, output: str) -> Lists:
+    empty: Lists = ([], [], [], [])
+    junit = worktree / JUNIT_NAME
+    jest = worktree / JEST_JSON_NAME
+    try:
+        if plan.writes_junit and junit.is_file():
+            return parse_junit(junit.read_text(errors="replace"), plan.runner)
+        if plan.runner == "jest" and jest.is_file():
+            return parse_jest_json(jest.read_text(errors="replace"), str(worktree))
+        if plan.runner == "go":
+            return parse_go_json(output)
+        if plan.runner == "cargo":
+            return parse_cargo_output(output)
+    except (ET.ParseError, ValueError, AttributeError):
+        return empty
+    finally:
+        junit.unlink(missing_ok=True)
+        jest.unlink(missing_ok=True)
+    return empty
+
+
 def run_tests(
     sandbox: Sandbox,
     worktree: Path,
     plan: TestPlan,
     selection: tuple[str, ...] = (),
     limits: Limits | None = None,
+    on_output: OutputCallback | None = None,
 ) -> TestRun:
     """Run the plan's test command (no network) and read the results."""
-    junit = worktree / JUNIT_NAME
-    junit.unlink(missing_ok=True)
-    argv = plan.test_argv(selection, junit_path=JUNIT_NAME if plan.runner == "pytest" else None)
-    result = sandbox.run(argv, workdir=worktree, env=plan.env, network=False, limits=limits)
-    lists: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
-    if junit.is_file():
-        with contextlib.suppress(ET.ParseError):
-            lists = parse_junit(junit.read_text(errors="replace"))
-        junit.unlink(missing_ok=True)
-    passed, failed, errored, skipped = (tuple(x) for x in lists)
+    for stale in (JUNIT_NAME, JEST_JSON_NAME):
+        (worktree / stale).unlink(missing_ok=True)
+    wants = plan.writes_junit or plan.runner == "jest"
+    argv = plan.test_argv(selection, junit_path=JUNIT_NAME if wants else None)
+    result = sandbox.run(
+        argv,
+        workdir=worktree,
+        env=plan.env,
+        network=False,
+        limits=limits,
+        on_output=on_output,
+        ro_paths=tuple(Path(p) for p in plan.ro_paths),
+    )
+    passed, failed, errored, skipped = (
+        tuple(x) for x in _structured(worktree, plan, result.output)
+    )
     return TestRun(
-        command=" ".join(argv),
+        command=shlex.join(argv),
         exit_code=result.exit_code,
         duration_s=result.duration_s,
         passed=passed,

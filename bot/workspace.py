@@ -3,7 +3,7 @@
 The first job on a repository clones the mirror; later jobs fetch. Each job gets a detached
 worktree at the exact commit the incident names (or the default branch) and removes it when
 it ends. Credentials stay on the host side (environment given per git command), never in the
-work tree or its config. May import: bot.errors.
+work tree or its config. May import: bot.errors, bot.settings (types).
 """
 
 from __future__ import annotations
@@ -16,8 +16,12 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import RepoError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 GitEnv = Callable[[], Mapping[str, str]]
 BOT_IDENTITY = {
@@ -79,21 +83,115 @@ class Workspace:
         self.git("clean", "-qfdx")
 
 
-class WorkspaceManager:
-    """Mirror cache and per-job worktrees under `cache_dir`."""
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
-    def __init__(self, cache_dir: Path, git_env: GitEnv | None = None) -> None:
+
+def _has_commit(mirror: Path, sha: str) -> bool:
+    proc = subprocess.run(
+        ["git", "cat-file", "-e", f"{sha}^{{commit}}"],
+        cwd=mirror,
+        capture_output=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_TERMINAL_PROMPT": "0"},
+    )
+    return proc.returncode == 0
+
+
+# Files the bot itself (or a build it runs) puts into a work tree; never part of a patch
+# (an untracked Cargo.lock is written by `cargo test`; a tracked one is unaffected).
+EXCLUDES = ("/.selfheal-*", "/node_modules", "/Cargo.lock")
+
+
+def tree_size(path: Path) -> int:
+    """Bytes used by the files under `path` (hard links counted once)."""
+    total, seen = 0, set()
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+class WorkspaceManager:
+    """Mirror cache and per-job worktrees under `cache_dir`.
+
+    `max_cache_bytes` bounds the mirrors and dependency environments in the cache: after each
+    checkout the least recently used ones are removed until the cache fits (entries in use by
+    a live worktree, and the one just used, are kept).
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        git_env: GitEnv | None = None,
+        max_cache_bytes: int | None = None,
+    ) -> None:
         self.cache_dir = cache_dir
         self._git_env = git_env or (lambda: {})
+        self.max_cache_bytes = max_cache_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings, git_env: GitEnv | None = None) -> WorkspaceManager:
+        """The manager for `SELFHEAL_CACHE_DIR`, bounded by `SELFHEAL_CACHE_MAX_MB`."""
+        return cls(settings.selfheal_cache_dir, git_env, settings.selfheal_cache_max_mb * 2**20)
+
+    def cache_entries(self) -> list[tuple[float, int, Path]]:
+        """(last used, bytes, path) for every mirror and environment in the cache."""
+        entries = []
+        for kind in ("mirrors", "envs"):
+            folder = self.cache_dir / kind
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if path.is_dir() and not path.name.endswith(".tmp"):
+                    entries.append((path.stat().st_mtime, tree_size(path), path))
+        return sorted(entries)
+
+    def evict(self, keep: tuple[Path, ...] = ()) -> list[Path]:
+        """Remove least recently used cache entries until the cache fits its size limit."""
+        if self.max_cache_bytes is None:
+            return []
+        entries = self.cache_entries()
+        total = sum(size for _, size, _ in entries)
+        removed: list[Path] = []
+        for _, size, path in entries:
+            if total <= self.max_cache_bytes:
+                break
+            if path in keep or (
+                (path / "worktrees").is_dir() and any((path / "worktrees").iterdir())
+            ):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            lock = path.with_name(path.name + ".lock")
+            lock.unlink(missing_ok=True)
+            total -= size
+            removed.append(path)
+        return removed
 
     def _mirror_path(self, source: str) -> Path:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.rstrip("/").split("/")[-1])[:40]
         digest = hashlib.sha256(source.encode()).hexdigest()[:12]
         return self.cache_dir / "mirrors" / f"{name}-{digest}.git"
 
-    def mirror(self, source: str) -> Path:
-        """Clone or fetch the bare mirror of `source` (a URL or a local path)."""
+    def mirror(self, source: str, need: str | None = None) -> Path:
+        """Clone or fetch the bare mirror of `source` (a URL or a local path).
+
+        When `need` is a full commit SHA the mirror already has, the fetch is skipped: a
+        commit's content never changes, so a second job on the same release starts at once.
+        """
         path = self._mirror_path(source)
+        if (
+            need is not None
+            and _FULL_SHA.fullmatch(need)
+            and (path / "HEAD").exists()
+            and _has_commit(path, need)
+        ):
+            os.utime(path)
+            return path
         env = self._git_env()
         if (path / "HEAD").exists():
             run_git(
@@ -105,12 +203,15 @@ class WorkspaceManager:
             shutil.rmtree(tmp, ignore_errors=True)
             run_git("clone", "-q", "--bare", source, str(tmp), env=env)
             run_git("config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*", cwd=tmp)
+            (tmp / "info").mkdir(exist_ok=True)
+            (tmp / "info" / "exclude").write_text("\n".join(EXCLUDES) + "\n")
             tmp.rename(path)
+        os.utime(path)
         return path
 
     def checkout(self, source: str, ref: str | None, job_id: str) -> Workspace:
         """A detached worktree of `source` at `ref` (default branch when None)."""
-        mirror = self.mirror(source)
+        mirror = self.mirror(source, need=ref)
         default = run_git("symbolic-ref", "--short", "HEAD", cwd=mirror).strip()
         target = ref or default
         sha = run_git(
@@ -123,6 +224,7 @@ class WorkspaceManager:
             self.remove(Workspace(path, sha, default, mirror))
         path.parent.mkdir(parents=True, exist_ok=True)
         run_git("worktree", "add", "-q", "--detach", str(path), sha, cwd=mirror)
+        self.evict(keep=(mirror,))
         return Workspace(path, sha, default, mirror, dict(self._git_env()))
 
     def remove(self, workspace: Workspace) -> None:

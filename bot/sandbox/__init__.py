@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 LimitName = Literal["timeout", "cpu", "memory", "pids", "file_size", "output"]
 
@@ -24,6 +27,8 @@ class Limits:
     pids: int = 512
     file_size_mb: int = 1024
     output_bytes: int = 1_000_000  # kept: half from the head, half from the tail
+    max_output_bytes: int = 256 * 1024 * 1024  # produced in all; more and the command is killed
+    cpus: float | None = None  # CPU share (docker --cpus, cgroup cpu quota where available)
 
 
 @dataclass(frozen=True)
@@ -59,15 +64,51 @@ class Sandbox(Protocol):
         network: bool = False,
         limits: Limits | None = None,
         on_output: OutputCallback | None = None,
-    ) -> CommandResult: ...
+        ro_paths: Sequence[Path] = (),
+        rw_paths: Sequence[Path] = (),
+    ) -> CommandResult:
+        """`ro_paths`/`rw_paths`: extra host paths visible at the same place (toolchains, the
+        shared dependency environment); everything else of the host stays out of reach."""
+        ...
 
 
-def make_sandbox(backend: str) -> Sandbox:
-    """The sandbox for a backend name from settings (`SELFHEAL_SANDBOX`)."""
-    from bot.sandbox.plain import PlainSandbox
+def make_sandbox(
+    backend: str | Settings = "bwrap",
+    *,
+    allow_unsafe: bool = False,
+    ro_paths: Sequence[Path] = (),
+    docker_image: str | None = None,
+    egress_allow: Sequence[str] | None = None,
+) -> Sandbox:
+    """The sandbox for a backend name, or for the settings' `SELFHEAL_SANDBOX` (default bwrap).
 
-    if backend == "none":
-        return PlainSandbox()
+    `none` runs repository code on the host: it needs `allow_unsafe=True` or the setting
+    `SELFHEAL_SANDBOX=none` (the operator's explicit choice), and warns on every command.
+    """
     from bot.errors import SandboxError
 
+    if not isinstance(backend, str):
+        settings = backend
+        backend = settings.selfheal_sandbox
+        allow_unsafe = allow_unsafe or backend == "none"
+        docker_image = docker_image or settings.selfheal_docker_image
+        if egress_allow is None:
+            egress_allow = settings.egress_allow()
+    if backend == "none":
+        if not allow_unsafe:
+            raise SandboxError(
+                "sandbox 'none' runs repository code without isolation; "
+                "set SELFHEAL_SANDBOX=none explicitly to allow it"
+            )
+        from bot.sandbox.plain import PlainSandbox
+
+        return PlainSandbox()
+    if backend == "bwrap":
+        from bot.sandbox.bwrap import BwrapSandbox
+
+        return BwrapSandbox(ro_paths=ro_paths, egress_allow=egress_allow)
+    if backend == "docker":
+        from bot.sandbox.docker import DockerSandbox
+
+        return DockerSandbox(image=docker_image or DockerSandbox.default_image)
     raise SandboxError(f"sandbox backend {backend!r} is not available; use bwrap, docker or none")

@@ -1,20 +1,24 @@
-"""The `none` backend: no isolation, only limits; operators opt in. May import: bot.sandbox."""
+"""The `none` backend: no isolation, only limits; operators opt in. May import: bot.sandbox.
+
+It warns on every command, because repository code then runs as the worker's own user with
+the worker's view of the host.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bot.sandbox import CommandResult, Limits, OutputCallback
+from bot.sandbox.process import supervise
+
+WARNING = "selfheal: warning: sandbox 'none' runs repository code without isolation\n"
 
 
 class PlainSandbox:
-    """Runs commands directly on the host with a timeout and an output cap."""
+    """Runs commands directly on the host with the rlimits, a timeout and an output cap."""
 
     name = "none"
 
@@ -27,38 +31,22 @@ class PlainSandbox:
         network: bool = False,
         limits: Limits | None = None,
         on_output: OutputCallback | None = None,
+        ro_paths: Sequence[Path] = (),
+        rw_paths: Sequence[Path] = (),
     ) -> CommandResult:
         limits = limits or Limits()
-        sys.stderr.write(
-            "selfheal: warning: sandbox 'none' runs repository code without isolation\n"
-        )
+        sys.stderr.write(WARNING)
         base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(workdir),
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        start = time.monotonic()
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=workdir,
+        return supervise(
+            argv,
+            shown_argv=argv,
             env={**base_env, **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cwd=workdir,
+            limits=limits,
+            on_output=on_output,
         )
-        try:
-            out, _ = proc.communicate(timeout=limits.timeout_s)
-            code, hit = proc.returncode, None
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            code, hit = 124, "timeout"
-        text = out.decode("utf-8", "replace")
-        truncated = len(text) > limits.output_bytes
-        if truncated:
-            half = limits.output_bytes // 2
-            text = text[:half] + "\n[... output truncated ...]\n" + text[-half:]
-        if on_output:
-            on_output(text)
-        return CommandResult(tuple(argv), code, time.monotonic() - start, text, truncated, hit)  # type: ignore[arg-type]

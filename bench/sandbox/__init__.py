@@ -1,0 +1,1 @@
+"""Sandbox benchmark: `python -m bench.sandbox`; see run.py."""

@@ -1,0 +1,5 @@
+"""`python -m bench.sandbox [--runs N]`."""
+
+from bench.sandbox.run import main
+
+main()

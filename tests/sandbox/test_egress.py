@@ -1,0 +1,119 @@
+"""The install phase reaches only allow-listed hosts, through the egress proxy."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import Limits
+from bot.sandbox.bwrap import BwrapSandbox
+from bot.sandbox.egress import DEFAULT_ALLOW, allowed
+from bot.settings import load_settings
+
+FETCH = """
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
+except Exception as exc:
+    print('FAILED', exc)
+"""
+TUNNEL = """
+import http.client, sys
+conn = http.client.HTTPConnection('127.0.0.1', 3128, timeout=5)
+conn.set_tunnel(sys.argv[1], int(sys.argv[2]))
+try:
+    conn.request('GET', '/')
+    print(conn.getresponse().read().decode())
+except OSError as exc:
+    print('FAILED', exc)
+"""
+RAW = """
+import socket, sys
+try:
+    socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2)
+    print('CONNECTED')
+except OSError as exc:
+    print('FAILED', exc)
+"""
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"registry says hello"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def registry() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_allow_list_matching() -> None:
+    allow = ("pypi.org", "127.0.0.1:8080")
+    assert allowed("files.pypi.org", 443, allow) and allowed("PyPI.org.", 80, allow)
+    assert not allowed("evilpypi.org", 443, allow)
+    assert not allowed("pypi.org", 22, allow)
+    assert allowed("127.0.0.1", 8080, allow) and not allowed("127.0.0.1", 8081, allow)
+    settings = load_settings({})
+    assert settings.egress_allow() == DEFAULT_ALLOW
+    assert load_settings({"SELFHEAL_EGRESS_ALLOW": "*"}).egress_allow() is None
+    assert load_settings({"SELFHEAL_EGRESS_ALLOW": "a.org, b.org"}).egress_allow() == (
+        "a.org",
+        "b.org",
+    )
+
+
+def test_install_phase_reaches_only_allow_listed_hosts(tmp_path: Path, registry: int) -> None:
+    sandbox = BwrapSandbox(egress_allow=(f"127.0.0.1:{registry}",))
+    limits = Limits(timeout_s=30)
+
+    def fetch(url: str) -> str:
+        result = sandbox.run(
+            ["python3", "-c", FETCH, url], workdir=tmp_path, network=True, limits=limits
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "registry says hello" in fetch(f"http://127.0.0.1:{registry}/simple/")
+    denied = fetch(f"http://localhost:{registry}/simple/")
+    assert "FAILED" in denied and "403" in denied
+    assert f"localhost:{registry}" in sandbox.egress_proxy().denied
+    # HTTPS goes through CONNECT: tunnelled for an allowed host, refused for another.
+    tunnel = sandbox.run(
+        ["python3", "-c", TUNNEL, "127.0.0.1", str(registry)],
+        workdir=tmp_path,
+        network=True,
+        limits=limits,
+    )
+    assert "registry says hello" in tunnel.output
+    refused = sandbox.run(
+        ["python3", "-c", TUNNEL, "example.com", "443"],
+        workdir=tmp_path,
+        network=True,
+        limits=limits,
+    )
+    assert "FAILED" in refused.output and "403" in refused.output
+    # Ignoring the proxy variables gives no network at all.
+    raw = sandbox.run(
+        ["python3", "-c", RAW, str(registry)], workdir=tmp_path, network=True, limits=limits
+    )
+    assert "CONNECTED" not in raw.output and "FAILED" in raw.output
+    # The test phase has no proxy, no bridge, nothing.
+    offline = sandbox.run(
+        ["python3", "-c", FETCH, f"http://127.0.0.1:{registry}/"], workdir=tmp_path, limits=limits
+    )
+    assert "registry says hello" not in offline.output and "FAILED" in offline.output
