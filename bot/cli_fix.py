@@ -6,6 +6,7 @@ May import: bot.pipeline, bot.readers, bot.delivery.local, bot.demo, bot.setting
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.cli import app, fail
 from bot.errors import SelfhealError
 from bot.policy import Decision
 from bot.report import Report
+from bot.sandbox import Sandbox
 from bot.workspace import Workspace
 
 EXIT_DELIVERED, EXIT_REPORT, EXIT_USAGE = 0, 1, 2
@@ -36,7 +38,7 @@ def run_fix(
     models: dict[str, str],
     out: Path | None,
     hint: str | None,
-    sandbox_backend: str | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Report:
     """Run the pipeline on a local repository; the repository is touched only on delivery."""
     from bot.delivery.local import deliver_local, inspect_repo
@@ -48,7 +50,7 @@ def run_fix(
     settings = load_settings()
     target = inspect_repo(path)
     incident = read_incident(incident_file, project_repos=settings.sentry_project_repos)
-    sandbox = make_sandbox(sandbox_backend or settings.selfheal_sandbox)
+    sandbox = sandbox or make_sandbox(settings, ro_paths=tuple(settings.selfheal_sandbox_ro_paths))
 
     def deliver(
         workspace: Workspace, branch: str, decision: Decision, report: Report
@@ -101,9 +103,21 @@ def print_summary(report: Report) -> None:
         echo(
             f"Patch      {', '.join(report.patch.files)} (+{report.patch.added} -{report.patch.removed})"
         )
+        in_test_file = False
         for line in report.patch.diff.splitlines():
-            if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+            if line.startswith("diff --git"):
+                path = line.rsplit(" b/", 1)[-1]
+                in_test_file = path.startswith("test") or "/test" in path
+                if in_test_file:
+                    echo(f"           (regression test: {path})")
+            elif (
+                not in_test_file
+                and line.startswith(("+", "-"))
+                and not line.startswith(("+++", "---"))
+            ):
                 echo(f"           {line}")
+    if report.agent_status != "finished":
+        echo(f"Agent      {report.agent_status}: {report.agent_message}")
     rep = ev.reproduction
     echo(
         f"Evidence   {rep.test or 'no reproduction test'}: {rep.before or '-'} -> {rep.after or '-'}"
@@ -166,6 +180,18 @@ def fix(
     raise typer.Exit(exit_code_for(report))
 
 
+def demo_sandbox(backend: str) -> Sandbox:
+    """The demo's sandbox: its sample tests run on selfheal's own interpreter, mounted read-only."""
+    from bot.sandbox import make_sandbox
+
+    prefixes = {
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.executable).resolve().parent.parent,
+    }
+    return make_sandbox(backend, allow_unsafe=backend == "none", ro_paths=tuple(sorted(prefixes)))
+
+
 @app.command()
 def demo(
     as_json: bool = typer.Option(False, "--json", help="Print the fix's JSON document instead."),
@@ -192,7 +218,7 @@ def demo(
             models,
             sample.repo.parent / "artifacts",
             None,
-            sample.sandbox,
+            demo_sandbox(sample.sandbox),
         )
     except SelfhealError as error:
         raise fail(error) from None

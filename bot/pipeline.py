@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigError, UsageError
 from bot.evidence import Evidence
@@ -26,6 +26,9 @@ from bot.sandbox import Sandbox
 from bot.settings import Settings
 from bot.toolchain import detect
 from bot.workspace import Workspace, WorkspaceManager
+
+if TYPE_CHECKING:
+    from bot.validate import Validation
 
 BRANCH_PREFIX = "selfheal/"
 
@@ -62,6 +65,8 @@ def resolve_models(
 
 def heal(request: FixRequest, deliver: Deliver) -> Report:
     """Run the whole job and deliver its decision. Raises UsageError for bad input only."""
+    from bot.agent.candidates import run_candidates
+    from bot.agent.providers import make_models
     from bot.agent.team import AgentTask, run_team
     from bot.localize import localize
     from bot.validate import validate
@@ -84,6 +89,9 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
             config, config_error = RepoConfig(), str(exc)
         plan = detect(workspace.path, config)
         models = resolve_models(settings, config, request.model_overrides)
+        # Build every model now: a bad script, provider or missing key stops the job before
+        # any work, as a usage error.
+        chat_models = make_models(models, settings)
 
         mark = time.monotonic()
         localization = localize(incident, workspace.path)
@@ -95,28 +103,33 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
             )
 
         mark = time.monotonic()
-        agent = run_team(
-            AgentTask(
-                incident=incident,
-                workspace=workspace,
-                sandbox=request.sandbox,
-                plan=plan,
-                localization=localization,
-                models=models,
-                budget=config.budget,
-                trajectory_path=out / "trajectory.jsonl",
-                hint=request.hint,
-                settings=settings,
-            )
+        task = AgentTask(
+            incident=incident,
+            workspace=workspace,
+            sandbox=request.sandbox,
+            plan=plan,
+            localization=localization,
+            models=chat_models,
+            budget=config.budget,
+            trajectory_path=out / "trajectory.jsonl",
+            hint=request.hint,
+            settings=settings,
+            repo=request.source,
         )
+        validation: Validation | None = None
+        if config.candidates > 1:
+            best = run_candidates(task, config)[0]
+            agent, validation = best.agent, best.candidate.validation
+        else:
+            agent = run_team(task)
         timing["agent_s"] = time.monotonic() - mark
 
         patch = Patch.from_diff(workspace.diff())
-        evidence, logs = Evidence(), {}
         mark = time.monotonic()
-        if not patch.empty:
+        if validation is None and not patch.empty:
             validation = validate(workspace, request.sandbox, plan, config, agent.reproduction_test)
-            evidence, logs = validation.evidence, validation.logs
+        evidence = validation.evidence if validation and not patch.empty else Evidence()
+        logs = validation.logs if validation and not patch.empty else {}
         timing["validate_s"] = time.monotonic() - mark
 
         job_error = None if agent.status == "finished" else f"{agent.status}: {agent.message}"

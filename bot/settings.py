@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     selfheal_cache_dir: Path = Path.home() / ".cache" / "selfheal"
     selfheal_artifacts_dir: Path = Path("selfheal-artifacts")
     selfheal_sandbox: SandboxBackend = "bwrap"
+    # Extra host paths visible read-only inside the sandbox (toolchains outside /usr), comma separated.
+    selfheal_sandbox_ro_paths: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     selfheal_docker_image: str = "python:3.11-slim"  # image for SELFHEAL_SANDBOX=docker
     selfheal_cache_max_mb: int = 10_240  # mirrors and environments; least recently used go first
     # Hosts the install phase may reach (comma-separated; "*" = unfiltered network). Empty:
@@ -119,6 +121,13 @@ class Settings(BaseSettings):
     @classmethod
     def _mapping(cls, value: Any) -> dict[str, str]:
         return _parse_mapping(value, "")
+
+    @field_validator("selfheal_sandbox_ro_paths", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> list[Path]:
+        if isinstance(value, str):
+            return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return list(value or [])
 
     def private_key(self) -> str | None:
         """The App's private key, from GITHUB_PRIVATE_KEY or the file at GITHUB_PRIVATE_KEY_PATH."""
