@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -49,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="test-suite runs per mode")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="selfheal-bench-"))
     try:
         source = repo_from_archive(PROJECT, root / "toolz")
@@ -77,6 +79,15 @@ def main() -> None:
             assert run.exit_code == 0, run.output[-2000:]
             counts = run.counts
         bare_s, boxed_s = statistics.median(bare), statistics.median(boxed)
+        start_bare: list[float] = []
+        start_boxed: list[float] = []
+        for _ in range(20):  # sandbox start to first command: `true`, bare vs bwrap
+            start = time.perf_counter()
+            subprocess.run(["true"], cwd=worktree, check=True)
+            start_bare.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            sandbox.run(["true"], workdir=worktree)
+            start_boxed.append(time.perf_counter() - start)
         result = {
             "project": "toolz 0.12.1 (PyPI sdist), pytest",
             "tests": counts._asdict() if hasattr(counts, "_asdict") else vars(counts),
@@ -86,11 +97,14 @@ def main() -> None:
             "suite_overhead_pct": round(100 * (boxed_s - bare_s) / bare_s, 1),
             "suite_bare_all_s": [round(x, 3) for x in bare],
             "suite_bwrap_all_s": [round(x, 3) for x in boxed],
+            "start_true_bare_ms": round(1000 * statistics.median(start_bare), 1),
+            "start_true_bwrap_ms": round(1000 * statistics.median(start_boxed), 1),
             "prepare_cold_s": round(cold_s, 3),
             "prepare_warm_s": round(warm_s, 3),
             "prepare_speedup": round(cold_s / warm_s, 1),
             "targets": {"overhead_pct_max": 10, "warm_s_max": 2, "speedup_min": 10},
-            "host": f"{platform.platform()}, {shutil.which('bwrap')}",
+            "host": f"{platform.platform()}, {os.cpu_count()} CPUs, {shutil.which('bwrap')}",
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -106,11 +120,13 @@ def main() -> None:
         f"| test suite bare | {result['suite_bare_s']} s | |",
         f"| test suite in bwrap | {result['suite_bwrap_s']} s | |",
         f"| bwrap overhead | {result['suite_overhead_pct']} % | <= 10 % |",
+        f"| `true` bare | {result['start_true_bare_ms']} ms | |",
+        f"| `true` in bwrap (start to first command) | {result['start_true_bwrap_ms']} ms | |",
         f"| workspace + environment, cold | {result['prepare_cold_s']} s | |",
         f"| workspace + environment, warm (second job) | {result['prepare_warm_s']} s | <= 2 s |",
         f"| cold / warm | {result['prepare_speedup']}x | >= 10x |",
         "",
-        f"Host: {result['host']}",
+        f"Host: {result['host']}; 1-minute load average before/after: {result['load_average_1m']}.",
     ]
     (RESULTS / "sandbox.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

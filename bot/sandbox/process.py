@@ -21,6 +21,7 @@ from pathlib import Path
 from bot.errors import SandboxError
 from bot.sandbox import CommandResult, LimitName, Limits, OutputCallback
 from bot.sandbox.cgroup import Cgroup
+from bot.sandbox.launcher import Parked
 
 LEFTOVER_GRACE_S = 1.0
 TRUNCATION_MARK = "\n[... output truncated by selfheal ...]\n"
@@ -117,23 +118,33 @@ def supervise(
     on_output: OutputCallback | None,
     cgroup: Cgroup | None = None,
     pass_fds: Sequence[int] = (),
+    parked: Parked | None = None,
 ) -> CommandResult:
-    """Run `argv` in a new session under `limits`; kill the whole tree on any limit."""
+    """Run `argv` in a new session under `limits`; kill the whole tree on any limit.
+
+    With `parked`, the command becomes that already-started process (in its cgroup).
+    """
     buffer = OutputBuffer(limits.output_bytes)
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     start = time.monotonic()
+    if parked is not None:
+        cgroup = parked.cgroup
+        cgroup.set_limits(limits.pids, limits.memory_mb)
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_preexec(limits, cgroup),
-            pass_fds=tuple(pass_fds),
-        )
+        if parked is not None:
+            proc = parked.start(argv, env, cwd, rlimits(limits))
+        else:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_preexec(limits, cgroup),
+                pass_fds=tuple(pass_fds),
+            )
     except OSError as exc:
         if cgroup is not None:
             cgroup.remove()

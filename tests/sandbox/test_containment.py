@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import CommandResult, Limits, Sandbox
+from bot.sandbox.launcher import PARKED_MARK
 from bot.workspace import Workspace, WorkspaceManager
 from tests.support.gitrepo import make_repo
 
@@ -68,7 +69,8 @@ def hostile(tmp_path: Path) -> Iterator[Workspace]:
 
 
 def _children() -> set[int]:
-    """Live descendants of this test process (via /proc)."""
+    """Live descendants of this test process (via /proc), not counting the launcher the
+    sandbox keeps parked for its next command."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -81,7 +83,14 @@ def _children() -> set[int]:
     while frontier:
         frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - mine
         mine |= frontier
-    return mine
+    return {pid for pid in mine if not _parked(pid)}
+
+
+def _parked(pid: int) -> bool:
+    try:
+        return PARKED_MARK.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _healthy() -> None:
