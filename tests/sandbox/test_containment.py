@@ -223,3 +223,51 @@ def test_printing_1gb_is_killed_at_the_output_cap(bwrap: Sandbox, hostile: Works
     assert result.truncated
     assert len(result.output) < 25_000
     assert result.output.startswith("x" * 100)
+
+
+WORKER = """
+import sys
+from pathlib import Path
+from bot.sandbox.bwrap import BwrapSandbox
+print("ready", flush=True)
+BwrapSandbox().run(["sleep", "300", sys.argv[2]], workdir=Path(sys.argv[1]))
+"""
+
+
+def _with_marker(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_sandboxed_commands_die_with_the_worker(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    marker = f"selfheal-marker-{os.getpid()}"
+    root = Path(__file__).resolve().parents[2]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tmp_path), marker],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+    deadline = time.monotonic() + 10
+    while not [p for p in _with_marker(marker) if p != worker.pid] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _with_marker(marker), "the sandboxed command never started"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + 10
+    while _with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _with_marker(marker) == []
