@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -24,7 +25,7 @@ from bot.environment import EnvironmentBuilder
 from bot.repo_config import load_repo_config
 from bot.sandbox import Limits
 from bot.sandbox.bwrap import BwrapSandbox, base_env
-from bot.testrun import run_tests
+from bot.testrun import TestRun, run_tests
 from bot.toolchain import detect
 from bot.workspace import WorkspaceManager
 from tests.sandbox.conftest import FIXTURES, OFFLINE_UV, WHEELS, repo_from_archive
@@ -48,7 +49,7 @@ def _prepare(root: Path, source: Path, job: str, ref: str | None) -> tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=11, help="test-suite runs per mode")
+    parser.add_argument("--runs", type=int, default=15, help="test-suite runs per mode")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="selfheal-bench-"))
@@ -64,20 +65,42 @@ def main() -> None:
         sandbox = BwrapSandbox()
         bare: list[float] = []
         boxed: list[float] = []
-        counts = None
-        # Same argv and environment in both modes; interleaved so drift hits both alike.
-        for _ in range(args.runs):
+        counts: object = None
+        bare_cpu: list[float] = []
+        boxed_cpu: list[float] = []
+        # Same argv and environment in both modes; alternating which goes first (ABBA) so
+        # drift and warm caches favour neither.
+
+        def cpu() -> float:
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return usage.ru_utime + usage.ru_stime
+
+        def run_bare() -> None:
+            cpu_start = cpu()
             start = time.perf_counter()
             proc = subprocess.run(
                 argv, cwd=worktree, env={**base_env(worktree), **plan.env}, capture_output=True
             )
             bare.append(time.perf_counter() - start)
+            bare_cpu.append(cpu() - cpu_start)
             assert proc.returncode == 0, proc.stdout[-2000:]
+
+        def run_boxed() -> TestRun:
+            cpu_start = cpu()
             start = time.perf_counter()
             run = run_tests(sandbox, worktree, plan, limits=Limits(timeout_s=300))
             boxed.append(time.perf_counter() - start)
+            boxed_cpu.append(cpu() - cpu_start)
             assert run.exit_code == 0, run.output[-2000:]
-            counts = run.counts
+            return run
+
+        for i in range(args.runs):
+            if i % 2:
+                counts = run_boxed().counts
+                run_bare()
+            else:
+                run_bare()
+                counts = run_boxed().counts
         bare_s, boxed_s = statistics.median(bare), statistics.median(boxed)
         start_bare: list[float] = []
         start_boxed: list[float] = []
@@ -96,6 +119,14 @@ def main() -> None:
             "suite_bare_s": round(bare_s, 3),
             "suite_bwrap_s": round(boxed_s, 3),
             "suite_overhead_pct": round(100 * (boxed_s - bare_s) / bare_s, 1),
+            "suite_cpu_bare_s": round(statistics.median(bare_cpu), 3),
+            "suite_cpu_bwrap_s": round(statistics.median(boxed_cpu), 3),
+            "suite_cpu_overhead_pct": round(
+                100
+                * (statistics.median(boxed_cpu) - statistics.median(bare_cpu))
+                / statistics.median(bare_cpu),
+                1,
+            ),
             "suite_bare_min_s": round(min(bare), 3),
             "suite_bwrap_min_s": round(min(boxed), 3),
             "suite_overhead_min_pct": round(100 * (min(boxed) - min(bare)) / min(bare), 1),
@@ -127,6 +158,9 @@ def main() -> None:
         f"| test suite bare, best run | {result['suite_bare_min_s']} s | |",
         f"| test suite in bwrap, best run | {result['suite_bwrap_min_s']} s | |",
         f"| bwrap overhead (best runs) | {result['suite_overhead_min_pct']} % | <= 10 % |",
+        f"| CPU time (user+sys) bare, median | {result['suite_cpu_bare_s']} s | |",
+        f"| CPU time in bwrap, median | {result['suite_cpu_bwrap_s']} s | |",
+        f"| bwrap overhead (CPU time) | {result['suite_cpu_overhead_pct']} % | <= 10 % |",
         f"| `true` bare | {result['start_true_bare_ms']} ms | |",
         f"| `true` in bwrap (start to first command) | {result['start_true_bwrap_ms']} ms | |",
         f"| workspace + environment, cold | {result['prepare_cold_s']} s | |",
