@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -66,31 +65,21 @@ def main() -> None:
         bare: list[float] = []
         boxed: list[float] = []
         counts: object = None
-        bare_cpu: list[float] = []
-        boxed_cpu: list[float] = []
         # Same argv and environment in both modes; alternating which goes first (ABBA) so
         # drift and warm caches favour neither.
 
-        def cpu() -> float:
-            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-            return usage.ru_utime + usage.ru_stime
-
         def run_bare() -> None:
-            cpu_start = cpu()
             start = time.perf_counter()
             proc = subprocess.run(
                 argv, cwd=worktree, env={**base_env(worktree), **plan.env}, capture_output=True
             )
             bare.append(time.perf_counter() - start)
-            bare_cpu.append(cpu() - cpu_start)
             assert proc.returncode == 0, proc.stdout[-2000:]
 
         def run_boxed() -> TestRun:
-            cpu_start = cpu()
             start = time.perf_counter()
             run = run_tests(sandbox, worktree, plan, limits=Limits(timeout_s=300))
             boxed.append(time.perf_counter() - start)
-            boxed_cpu.append(cpu() - cpu_start)
             assert run.exit_code == 0, run.output[-2000:]
             return run
 
@@ -119,14 +108,6 @@ def main() -> None:
             "suite_bare_s": round(bare_s, 3),
             "suite_bwrap_s": round(boxed_s, 3),
             "suite_overhead_pct": round(100 * (boxed_s - bare_s) / bare_s, 1),
-            "suite_cpu_bare_s": round(statistics.median(bare_cpu), 3),
-            "suite_cpu_bwrap_s": round(statistics.median(boxed_cpu), 3),
-            "suite_cpu_overhead_pct": round(
-                100
-                * (statistics.median(boxed_cpu) - statistics.median(bare_cpu))
-                / statistics.median(bare_cpu),
-                1,
-            ),
             "suite_bare_min_s": round(min(bare), 3),
             "suite_bwrap_min_s": round(min(boxed), 3),
             "suite_overhead_min_pct": round(100 * (min(boxed) - min(bare)) / min(bare), 1),
@@ -158,9 +139,6 @@ def main() -> None:
         f"| test suite bare, best run | {result['suite_bare_min_s']} s | |",
         f"| test suite in bwrap, best run | {result['suite_bwrap_min_s']} s | |",
         f"| bwrap overhead (best runs) | {result['suite_overhead_min_pct']} % | <= 10 % |",
-        f"| CPU time (user+sys) bare, median | {result['suite_cpu_bare_s']} s | |",
-        f"| CPU time in bwrap, median | {result['suite_cpu_bwrap_s']} s | |",
-        f"| bwrap overhead (CPU time) | {result['suite_cpu_overhead_pct']} % | <= 10 % |",
         f"| `true` bare | {result['start_true_bare_ms']} ms | |",
         f"| `true` in bwrap (start to first command) | {result['start_true_bwrap_ms']} ms | |",
         f"| workspace + environment, cold | {result['prepare_cold_s']} s | |",

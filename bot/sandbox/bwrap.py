@@ -271,6 +271,10 @@ class BwrapSandbox:
             if parked is not None:
                 self._launchers.refill()
 
+    def settle(self) -> None:
+        """Wait for background work between commands (parking the next launcher)."""
+        self._launchers.settle()
+
     def close(self) -> None:
         """Stop the parked launcher and the egress proxy (also done at exit)."""
         self._launchers.close()

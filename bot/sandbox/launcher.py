@@ -136,9 +136,14 @@ class LauncherPool:
             self._filling = threading.Thread(target=self._fill, daemon=True)
             self._filling.start()
 
+    def settle(self) -> None:
+        """Wait until the next process is parked (or parking failed)."""
+        filling = self._filling
+        if filling is not None:
+            filling.join()
+
     def close(self) -> None:
-        if self._filling is not None:
-            self._filling.join()
+        self.settle()
         with self._lock:
             parked, self._ready = self._ready, None
         if parked is not None:

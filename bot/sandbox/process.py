@@ -24,6 +24,7 @@ from bot.sandbox.cgroup import Cgroup
 from bot.sandbox.launcher import Parked
 
 LEFTOVER_GRACE_S = 1.0
+PID_WATCH_INTERVAL_S = 0.05
 TRUNCATION_MARK = "\n[... output truncated by selfheal ...]\n"
 _MEMORY_PATTERNS = re.compile(
     rb"MemoryError|Cannot allocate memory|out of memory|std::bad_alloc|heap out of memory"
@@ -156,6 +157,8 @@ def supervise(
     hit: LimitName | None = None
     eof = False
     drain_until: float | None = None
+    watch_pids = cgroup is None and os.geteuid() == 0
+    next_count = start
     try:
         while not eof:
             now = time.monotonic()
@@ -187,6 +190,12 @@ def supervise(
                 if cg_hit == "pids":
                     hit = "pids"
                     break
+            elif watch_pids and now >= next_count:
+                # As root without a cgroup RLIMIT_NPROC does not bind: count the tree instead.
+                next_count = now + PID_WATCH_INTERVAL_S
+                if count_descendants(proc.pid) > limits.pids:
+                    hit = "pids"
+                    break
     finally:
         if hit is not None or not eof:
             _kill_tree(proc, cgroup)
@@ -216,6 +225,28 @@ def supervise(
     return CommandResult(
         tuple(shown_argv), exit_code, duration, buffer.text(), buffer.truncated, hit
     )
+
+
+def count_descendants(root: int) -> int:
+    """How many live processes descend from `root` (one scan of /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+            ppid = int(stat.rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    count, frontier = 0, [root]
+    while frontier:
+        pid = frontier.pop()
+        kids = children.get(pid, [])
+        count += len(kids)
+        frontier.extend(kids)
+    return count
 
 
 def _exit_code(code: int) -> int:

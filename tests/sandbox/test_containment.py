@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import CommandResult, Limits, Sandbox
+from bot.sandbox.bwrap import BwrapSandbox
 from bot.sandbox.launcher import PARKED_MARK
 from bot.workspace import Workspace, WorkspaceManager
 from tests.support.gitrepo import make_repo
@@ -103,6 +104,8 @@ def _healthy() -> None:
 def run(sandbox: Sandbox, ws: Workspace, *argv: str, limits: Limits | None = None) -> CommandResult:
     limits = limits or Limits(timeout_s=20)
     result = sandbox.run(["python3", *argv], workdir=ws.path, limits=limits)
+    if isinstance(sandbox, BwrapSandbox):
+        sandbox.settle()  # the launcher parked for the next command is not a leftover
     _healthy()
     return result
 
@@ -203,6 +206,15 @@ def test_fork_bomb_is_stopped_by_the_process_limit(bwrap: Sandbox, hostile: Work
     assert result.duration_s < 15
 
 
+def test_fork_bomb_is_stopped_without_a_cgroup_too(hostile: Workspace) -> None:
+    # Where no cgroup can be made: RLIMIT_NPROC, or (as root, which it does not bind) a
+    # watchdog counting the process tree.
+    sandbox = BwrapSandbox(use_cgroup=False)
+    result = run(sandbox, hostile, "forkbomb.py", limits=Limits(timeout_s=20, pids=64))
+    assert result.limit_hit == "pids"
+    assert result.duration_s < 15
+
+
 def test_8gb_allocation_is_stopped_by_the_memory_limit(bwrap: Sandbox, hostile: Workspace) -> None:
     result = run(bwrap, hostile, "alloc.py", limits=Limits(timeout_s=20, memory_mb=512))
     assert result.limit_hit == "memory"
@@ -230,7 +242,7 @@ import sys
 from pathlib import Path
 from bot.sandbox.bwrap import BwrapSandbox
 print("ready", flush=True)
-BwrapSandbox().run(["sleep", "300", sys.argv[2]], workdir=Path(sys.argv[1]))
+BwrapSandbox().run(["sh", "-c", "sleep 300; :", sys.argv[2]], workdir=Path(sys.argv[1]))
 """
 
 
@@ -261,10 +273,15 @@ def test_sandboxed_commands_die_with_the_worker(tmp_path: Path) -> None:
         text=True,
     )
     assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+
+    def sandboxed() -> list[int]:
+        return [pid for pid in _with_marker(marker) if pid != worker.pid]
+
     deadline = time.monotonic() + 10
-    while not [p for p in _with_marker(marker) if p != worker.pid] and time.monotonic() < deadline:
+    while len(sandboxed()) < 2 and time.monotonic() < deadline:  # bwrap and sh
         time.sleep(0.05)
-    assert _with_marker(marker), "the sandboxed command never started"
+    assert len(sandboxed()) >= 2, "the sandboxed command never started"
+    assert worker.poll() is None
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     deadline = time.monotonic() + 10
