@@ -80,9 +80,11 @@ class Workspace:
         return self.git("rev-parse", "HEAD").strip()
 
     def reset(self) -> None:
-        """Back to the base commit, untracked files removed."""
+        """Back to the base commit, untracked files removed (the bot's own caches and the
+        linked dependencies stay)."""
         self.git("reset", "-q", "--hard", self.base_sha)
-        self.git("clean", "-qfdx")
+        keep = [arg for pattern in EXCLUDES for arg in ("-e", pattern)]
+        self.git("clean", "-qfdx", *keep)
 
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")

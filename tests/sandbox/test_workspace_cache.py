@@ -94,3 +94,22 @@ def test_a_known_commit_skips_the_fetch_and_a_branch_fetches(tmp_path: Path) -> 
     latest = manager.checkout(str(source), None, "job-3")
     assert latest.base_sha == git(source, "rev-parse", "HEAD") != first
     assert (latest.path / "app.py").read_text() == "x = 2\n"
+
+
+def test_reset_drops_changes_but_keeps_the_bots_caches(tmp_path: Path) -> None:
+    source = make_repo(tmp_path / "src", {"app.py": "x = 1\n"})
+    manager = WorkspaceManager(tmp_path / "cache")
+    ws = manager.checkout(str(source), None, "job")
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    (ws.path / "node_modules").symlink_to(deps)
+    (ws.path / ".selfheal-pycache").mkdir()
+    (ws.path / "app.py").write_text("x = 2\n")
+    (ws.path / "scratch.py").write_text("y = 1\n")
+    (ws.path / "build").mkdir()
+    assert "scratch.py" in ws.diff() and "node_modules" not in ws.diff()
+    ws.reset()
+    assert (ws.path / "app.py").read_text() == "x = 1\n"
+    assert not (ws.path / "scratch.py").exists() and not (ws.path / "build").exists()
+    assert (ws.path / "node_modules").is_symlink() and (ws.path / ".selfheal-pycache").is_dir()
+    assert ws.diff() == ""
