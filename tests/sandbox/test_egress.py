@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import Limits
+from bot.sandbox import Limits, make_sandbox
 from bot.sandbox.bwrap import BwrapSandbox
-from bot.sandbox.egress import DEFAULT_ALLOW, allowed
+from bot.sandbox.egress import DEFAULT_ALLOW, allowed, parse_allow_list
 from bot.settings import load_settings
 
 FETCH = """
@@ -68,13 +68,13 @@ def test_allow_list_matching() -> None:
     assert not allowed("evilpypi.org", 443, allow)
     assert not allowed("pypi.org", 22, allow)
     assert allowed("127.0.0.1", 8080, allow) and not allowed("127.0.0.1", 8081, allow)
-    settings = load_settings({})
-    assert settings.egress_allow() == DEFAULT_ALLOW
-    assert load_settings({"SELFHEAL_EGRESS_ALLOW": "*"}).egress_allow() is None
-    assert load_settings({"SELFHEAL_EGRESS_ALLOW": "a.org, b.org"}).egress_allow() == (
-        "a.org",
-        "b.org",
-    )
+    assert parse_allow_list(load_settings({}).selfheal_egress_allow) == DEFAULT_ALLOW
+    assert parse_allow_list("*") is None
+    assert parse_allow_list("a.org, b.org") == ("a.org", "b.org")
+    default = make_sandbox(load_settings({}))
+    assert isinstance(default, BwrapSandbox) and default.egress_allow == DEFAULT_ALLOW
+    open_net = make_sandbox(load_settings({"SELFHEAL_EGRESS_ALLOW": "*"}))
+    assert isinstance(open_net, BwrapSandbox) and open_net.egress_allow is None
 
 
 def test_install_phase_reaches_only_allow_listed_hosts(tmp_path: Path, registry: int) -> None:
