@@ -165,6 +165,7 @@ class EnvironmentBuilder:
             **plan.env,
             "UV_CACHE_DIR": str(uv_cache),
             "UV_LINK_MODE": "copy",
+            "UV_SYSTEM_CERTS": "1",  # the host's CA store (/etc/ssl in the sandbox)
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_CONFIG": "1",
             "VIRTUAL_ENV": str(env_dir),
