@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,6 +90,27 @@ def _text(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+TEST_EXTRAS = ("test", "tests", "testing", "dev")
+
+
+def _pyproject_args(path: Path) -> list[str]:
+    """`-r pyproject.toml` plus its test extras, when it declares a [project]."""
+    try:
+        data = tomllib.loads(_text(path))
+    except tomllib.TOMLDecodeError:
+        return []
+    project = data.get("project")
+    if not isinstance(project, dict):
+        return []
+    args = ["-r", path.name]
+    extras = project.get("optional-dependencies")
+    if isinstance(extras, dict):
+        for extra in TEST_EXTRAS:
+            if extra in extras:
+                args += ["--extra", extra]
+    return args
 
 
 def _base_python() -> str:
@@ -165,6 +187,7 @@ class EnvironmentBuilder:
             **plan.env,
             "UV_CACHE_DIR": str(uv_cache),
             "UV_LINK_MODE": "copy",
+            "UV_SYSTEM_CERTS": "1",  # the host's CA store (/etc/ssl in the sandbox)
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_CONFIG": "1",
             "VIRTUAL_ENV": str(env_dir),
@@ -174,9 +197,11 @@ class EnvironmentBuilder:
         commands: list[list[str]] = [[uv, "venv", "-q", "--python", _base_python(), str(env_dir)]]
         install: list[str] = []
         for name in plan.manifests:
-            is_requirements = name.startswith("requirements") or name.endswith("requirements.txt")
-            is_project = name == "pyproject.toml" and "[project]" in _text(worktree / name)
-            if is_requirements or is_project:
+            if name.startswith("requirements") or name.endswith("requirements.txt"):
+                install += ["-r", name]
+            elif name == "pyproject.toml":
+                install += _pyproject_args(worktree / name)
+            elif name == "setup.cfg" and "install_requires" in _text(worktree / name):
                 install += ["-r", name]
         if plan.runner == "pytest":
             install.append("pytest")

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     selfheal_docker_image: str = "python:3.11-slim"  # image for SELFHEAL_SANDBOX=docker
     selfheal_cache_max_mb: int = 10_240  # mirrors and environments; least recently used go first
     # Hosts the install phase may reach (comma-separated; "*" = unfiltered network). Empty:
-    # the package registries in bot.sandbox.egress.DEFAULT_ALLOW.
+    # the public package registries (bot.sandbox.egress.DEFAULT_ALLOW).
     selfheal_egress_allow: str = ""
 
     # Operating the bot: setup flow, dashboard, logs, doctor
@@ -142,15 +142,6 @@ class Settings(BaseSettings):
                     f"({exc.strerror}); point it at the App's .pem file"
                 ) from exc
         return None
-
-    def egress_allow(self) -> tuple[str, ...] | None:
-        """The install phase's egress allow-list; None when the operator chose `*`."""
-        from bot.sandbox.egress import DEFAULT_ALLOW
-
-        entries = tuple(e.strip() for e in self.selfheal_egress_allow.split(",") if e.strip())
-        if "*" in entries:
-            return None
-        return entries or DEFAULT_ALLOW
 
     def models(self) -> dict[str, str]:
         """Role -> provider:model, defaults overridden by SELFHEAL_MODELS."""

@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,9 +80,11 @@ class Workspace:
         return self.git("rev-parse", "HEAD").strip()
 
     def reset(self) -> None:
-        """Back to the base commit, untracked files removed."""
+        """Back to the base commit, untracked files removed (the bot's own caches and the
+        linked dependencies stay)."""
         self.git("reset", "-q", "--hard", self.base_sha)
-        self.git("clean", "-qfdx")
+        keep = [arg for pattern in EXCLUDES for arg in ("-e", pattern)]
+        self.git("clean", "-qfdx", *keep)
 
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -94,6 +98,17 @@ def _has_commit(mirror: Path, sha: str) -> bool:
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_TERMINAL_PROMPT": "0"},
     )
     return proc.returncode == 0
+
+
+def _default_branch(mirror: Path) -> str:
+    """The mirror's default branch, read from its HEAD file (no git process needed)."""
+    try:
+        head = (mirror / "HEAD").read_text().strip()
+    except OSError:
+        head = ""
+    if head.startswith("ref: refs/heads/"):
+        return head.removeprefix("ref: refs/heads/")
+    return run_git("symbolic-ref", "--short", "HEAD", cwd=mirror).strip()
 
 
 # Files the bot itself (or a build it runs) puts into a work tree; never part of a patch
@@ -120,8 +135,9 @@ class WorkspaceManager:
     """Mirror cache and per-job worktrees under `cache_dir`.
 
     `max_cache_bytes` bounds the mirrors and dependency environments in the cache: after each
-    checkout the least recently used ones are removed until the cache fits (entries in use by
-    a live worktree, and the one just used, are kept).
+    checkout a background pass removes the least recently used ones until the cache fits
+    (mirrors with a live worktree, the one just used, and entries used within
+    `keep_recent_s` are kept).
     """
 
     def __init__(
@@ -129,10 +145,14 @@ class WorkspaceManager:
         cache_dir: Path,
         git_env: GitEnv | None = None,
         max_cache_bytes: int | None = None,
+        keep_recent_s: float = 3600.0,
     ) -> None:
         self.cache_dir = cache_dir
         self._git_env = git_env or (lambda: {})
         self.max_cache_bytes = max_cache_bytes
+        self.keep_recent_s = keep_recent_s  # entries used this recently may be in use: kept
+        self._evicting: threading.Thread | None = None
+        self._evict_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, git_env: GitEnv | None = None) -> WorkspaceManager:
@@ -152,17 +172,42 @@ class WorkspaceManager:
         return sorted(entries)
 
     def evict(self, keep: tuple[Path, ...] = ()) -> list[Path]:
-        """Remove least recently used cache entries until the cache fits its size limit."""
+        """Remove least recently used cache entries until the cache fits its size limit.
+
+        Entries used within `keep_recent_s` (a running job may have them mounted) and mirrors
+        with live worktrees are kept, even when that leaves the cache over its limit.
+        """
         if self.max_cache_bytes is None:
             return []
+        with self._evict_lock:
+            return self._evict(keep)
+
+    def evict_in_background(self, keep: tuple[Path, ...] = ()) -> None:
+        """Start an eviction pass unless one is running (the walk can take a while)."""
+        if self.max_cache_bytes is None:
+            return
+        if self._evicting is None or not self._evicting.is_alive():
+            self._evicting = threading.Thread(target=self.evict, args=(keep,), daemon=True)
+            self._evicting.start()
+
+    def join(self) -> None:
+        """Wait for a background eviction pass to end."""
+        if self._evicting is not None:
+            self._evicting.join()
+
+    def _evict(self, keep: tuple[Path, ...]) -> list[Path]:
+        assert self.max_cache_bytes is not None
         entries = self.cache_entries()
         total = sum(size for _, size, _ in entries)
         removed: list[Path] = []
-        for _, size, path in entries:
+        recent = time.time() - self.keep_recent_s
+        for used, size, path in entries:
             if total <= self.max_cache_bytes:
                 break
-            if path in keep or (
-                (path / "worktrees").is_dir() and any((path / "worktrees").iterdir())
+            if (
+                used > recent
+                or path in keep
+                or ((path / "worktrees").is_dir() and any((path / "worktrees").iterdir()))
             ):
                 continue
             shutil.rmtree(path, ignore_errors=True)
@@ -212,7 +257,7 @@ class WorkspaceManager:
     def checkout(self, source: str, ref: str | None, job_id: str) -> Workspace:
         """A detached worktree of `source` at `ref` (default branch when None)."""
         mirror = self.mirror(source, need=ref)
-        default = run_git("symbolic-ref", "--short", "HEAD", cwd=mirror).strip()
+        default = _default_branch(mirror)
         target = ref or default
         sha = run_git(
             "rev-parse", "--verify", "--quiet", f"{target}^{{commit}}", cwd=mirror, check=False
@@ -224,7 +269,7 @@ class WorkspaceManager:
             self.remove(Workspace(path, sha, default, mirror))
         path.parent.mkdir(parents=True, exist_ok=True)
         run_git("worktree", "add", "-q", "--detach", str(path), sha, cwd=mirror)
-        self.evict(keep=(mirror,))
+        self.evict_in_background(keep=(mirror,))
         return Workspace(path, sha, default, mirror, dict(self._git_env()))
 
     def remove(self, workspace: Workspace) -> None:

@@ -93,7 +93,9 @@ def make_sandbox(
         allow_unsafe = allow_unsafe or backend == "none"
         docker_image = docker_image or settings.selfheal_docker_image
         if egress_allow is None:
-            egress_allow = settings.egress_allow()
+            from bot.sandbox.egress import parse_allow_list
+
+            egress_allow = parse_allow_list(settings.selfheal_egress_allow)
     if backend == "none":
         if not allow_unsafe:
             raise SandboxError(

@@ -13,8 +13,12 @@ may create one, the wall clock and the output cap.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
+import subprocess
+import tempfile
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,8 +26,8 @@ from pathlib import Path
 
 from bot.errors import SandboxError
 from bot.sandbox import CommandResult, Limits, OutputCallback
-from bot.sandbox.cgroup import Cgroup
 from bot.sandbox.egress import BRIDGE_PORT, EgressProxy
+from bot.sandbox.launcher import LauncherPool
 from bot.sandbox.process import supervise
 
 SANDBOX_UID = 65534
@@ -58,6 +62,45 @@ ETC_ALLOW = (
     "npmrc",
 )
 NETWORK_ETC = ("resolv.conf",)
+ETC_SKIP = ("private",)  # /etc/ssl/private holds keys
+
+
+@functools.cache
+def _supports(flag: str) -> bool:
+    """Whether this bwrap knows `flag` (0.8 added --disable-userns and --size)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False
+    proc = subprocess.run([bwrap, "--help"], capture_output=True, text=True, check=False)
+    return flag in proc.stdout + proc.stderr
+
+
+@functools.cache
+def etc_snapshot() -> Path:
+    """A copy of the allow-listed /etc entries, made once per worker and bound as /etc.
+
+    One bind instead of one per entry keeps sandbox start fast; the copy leaves out private
+    keys, and empty placeholders let the install phase bind the resolver files over it.
+    """
+    root = Path(tempfile.mkdtemp(prefix="selfheal-etc-"))
+    for entry in ETC_ALLOW:
+        source = Path("/etc") / entry
+        target = root / entry
+        try:
+            if source.is_dir() and not source.is_symlink():
+                shutil.copytree(
+                    source, target, symlinks=True, ignore=shutil.ignore_patterns(*ETC_SKIP)
+                )
+            elif source.exists() or source.is_symlink():
+                shutil.copy2(source, target, follow_symlinks=False)
+        except OSError:
+            continue
+    for entry in NETWORK_ETC:
+        (root / entry).touch()
+    os.chmod(root, 0o755)
+    return root
+
+
 BRIDGE = str(Path(__file__).with_name("egress_bridge.py"))
 
 
@@ -103,6 +146,8 @@ class BwrapSandbox:
         self.egress_allow = tuple(egress_allow) if egress_allow is not None else None
         self._proxy: EgressProxy | None = None
         self._proxy_lock = threading.Lock()
+        self._launchers = LauncherPool(Limits().pids, Limits().memory_mb)
+        atexit.register(self._launchers.close)
 
     def egress_proxy(self) -> EgressProxy:
         """The allow-listing proxy for the install phase (started on first use)."""
@@ -119,13 +164,14 @@ class BwrapSandbox:
         network: bool = False,
         ro_paths: Sequence[Path] = (),
         rw_paths: Sequence[Path] = (),
+        tmp_mb: int | None = None,
     ) -> list[str]:
         """The full bwrap argv for `argv` (the environment is given with --setenv)."""
         cmd = [
             self.bwrap,
             "--unshare-all",
             "--unshare-user",
-            "--disable-userns",
+            *(["--disable-userns"] if _supports("--disable-userns") else []),
             "--uid",
             str(SANDBOX_UID),
             "--gid",
@@ -146,11 +192,15 @@ class BwrapSandbox:
                 cmd += ["--symlink", os.readlink(path), name]
             elif path.is_dir():
                 cmd += ["--ro-bind", name, name]
-        for entry in ETC_ALLOW + (NETWORK_ETC if network and not proxied else ()):
-            path = Path("/etc") / entry
-            if path.exists():
-                cmd += ["--ro-bind", str(path), str(path)]
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        cmd += ["--ro-bind", str(etc_snapshot()), "/etc"]
+        if network and not proxied:
+            for entry in NETWORK_ETC:
+                if (Path("/etc") / entry).exists():
+                    cmd += ["--ro-bind", f"/etc/{entry}", f"/etc/{entry}"]
+        cmd += ["--proc", "/proc", "--dev", "/dev"]
+        if tmp_mb is not None and _supports("--size"):
+            cmd += ["--size", str(tmp_mb * 1024 * 1024)]
+        cmd += ["--tmpfs", "/tmp"]
         for extra in (*self.ro_paths, *ro_paths):
             if Path(extra).exists():
                 cmd += ["--ro-bind", str(extra), str(extra)]
@@ -196,18 +246,38 @@ class BwrapSandbox:
                 full_env[name] = proxy_url
             full_env["npm_config_proxy"] = full_env["npm_config_https_proxy"] = proxy_url
         cmd = self.command(
-            argv, workdir=workdir, network=network, ro_paths=ro_paths, rw_paths=rw_paths
+            argv,
+            workdir=workdir,
+            network=network,
+            ro_paths=ro_paths,
+            rw_paths=rw_paths,
+            tmp_mb=limits.memory_mb,
         )
         for key, value in full_env.items():
             cmd += ["--setenv", key, value]
         cmd += ["--", *inner]
-        cgroup = Cgroup.create(limits.pids, limits.memory_mb) if self.use_cgroup else None
-        return supervise(
-            cmd,
-            shown_argv=argv,
-            env={"PATH": DEFAULT_PATH, "SELFHEAL_SANDBOX_ID": uuid.uuid4().hex[:8]},
-            cwd=workdir,
-            limits=limits,
-            on_output=on_output,
-            cgroup=cgroup,
-        )
+        parked = self._launchers.take() if self.use_cgroup else None
+        try:
+            return supervise(
+                cmd,
+                shown_argv=argv,
+                env={"PATH": DEFAULT_PATH, "SELFHEAL_SANDBOX_ID": uuid.uuid4().hex[:8]},
+                cwd=workdir,
+                limits=limits,
+                on_output=on_output,
+                parked=parked,
+            )
+        finally:
+            if parked is not None:
+                self._launchers.refill()
+
+    def settle(self) -> None:
+        """Wait for background work between commands (parking the next launcher)."""
+        self._launchers.settle()
+
+    def close(self) -> None:
+        """Stop the parked launcher and the egress proxy (also done at exit)."""
+        self._launchers.close()
+        if self._proxy is not None:
+            self._proxy.close()
+            self._proxy = None

@@ -43,6 +43,13 @@ def _read_int(path: Path, key: str) -> int:
     return 0
 
 
+def _read_value(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 class Cgroup:
     """One cgroup per sandboxed command: limits set, processes killed and the group removed."""
 
@@ -110,6 +117,26 @@ class Cgroup:
             return None
         return cls(dirs, 1)
 
+    def set_limits(self, pids: int, memory_mb: int) -> None:
+        """Set the limits of a group made ahead of its command (no process moves: cheap)."""
+        memory = str(memory_mb * 1024 * 1024)
+        for key, path in self.dirs.items():
+            with contextlib.suppress(OSError):
+                if key == "v2":
+                    (path / "pids.max").write_text(str(pids))
+                    (path / "memory.max").write_text(memory)
+                elif key == "pids":
+                    (path / "pids.max").write_text(str(pids))
+                elif key == "memory":
+                    # memsw must stay >= the memory limit: order the writes accordingly.
+                    current = _read_value(path / "memory.limit_in_bytes")
+                    files = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+                    if current is not None and int(memory) > current:
+                        files.reverse()
+                    for name in files:
+                        with contextlib.suppress(OSError):
+                            (path / name).write_text(memory)
+
     def join_self(self) -> None:
         """Move the calling process into the group (called in the child before exec)."""
         for path in self.dirs.values():
@@ -156,12 +183,16 @@ class Cgroup:
         return None
 
     def remove(self) -> None:
+        """Delete the group once the kernel has let go of its last process (bounded wait)."""
         for path in self.dirs.values():
-            for _ in range(50):
+            deadline = time.monotonic() + 2
+            while True:
                 try:
                     path.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.02)
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.001)

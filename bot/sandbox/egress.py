@@ -38,6 +38,15 @@ BRIDGE_PORT = 3128
 MAX_HEADER = 64 * 1024
 
 
+def parse_allow_list(text: str) -> tuple[str, ...] | None:
+    """SELFHEAL_EGRESS_ALLOW: comma-separated hosts; empty gives the public registries and
+    `*` gives None (unfiltered network for the install phase)."""
+    entries = tuple(e.strip() for e in text.split(",") if e.strip())
+    if "*" in entries:
+        return None
+    return entries or DEFAULT_ALLOW
+
+
 def allowed(host: str, port: int, allow: Sequence[str]) -> bool:
     """Whether `host:port` is on the allow-list."""
     host = host.lower().rstrip(".")

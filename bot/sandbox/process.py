@@ -21,8 +21,10 @@ from pathlib import Path
 from bot.errors import SandboxError
 from bot.sandbox import CommandResult, LimitName, Limits, OutputCallback
 from bot.sandbox.cgroup import Cgroup
+from bot.sandbox.launcher import Parked
 
 LEFTOVER_GRACE_S = 1.0
+PID_WATCH_INTERVAL_S = 0.05
 TRUNCATION_MARK = "\n[... output truncated by selfheal ...]\n"
 _MEMORY_PATTERNS = re.compile(
     rb"MemoryError|Cannot allocate memory|out of memory|std::bad_alloc|heap out of memory"
@@ -117,23 +119,33 @@ def supervise(
     on_output: OutputCallback | None,
     cgroup: Cgroup | None = None,
     pass_fds: Sequence[int] = (),
+    parked: Parked | None = None,
 ) -> CommandResult:
-    """Run `argv` in a new session under `limits`; kill the whole tree on any limit."""
+    """Run `argv` in a new session under `limits`; kill the whole tree on any limit.
+
+    With `parked`, the command becomes that already-started process (in its cgroup).
+    """
     buffer = OutputBuffer(limits.output_bytes)
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     start = time.monotonic()
+    if parked is not None:
+        cgroup = parked.cgroup
+        cgroup.set_limits(limits.pids, limits.memory_mb)
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_preexec(limits, cgroup),
-            pass_fds=tuple(pass_fds),
-        )
+        if parked is not None:
+            proc = parked.start(argv, env, cwd, rlimits(limits))
+        else:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_preexec(limits, cgroup),
+                pass_fds=tuple(pass_fds),
+            )
     except OSError as exc:
         if cgroup is not None:
             cgroup.remove()
@@ -145,6 +157,8 @@ def supervise(
     hit: LimitName | None = None
     eof = False
     drain_until: float | None = None
+    watch_pids = cgroup is None and os.geteuid() == 0
+    next_count = start
     try:
         while not eof:
             now = time.monotonic()
@@ -176,6 +190,12 @@ def supervise(
                 if cg_hit == "pids":
                     hit = "pids"
                     break
+            elif watch_pids and now >= next_count:
+                # As root without a cgroup RLIMIT_NPROC does not bind: count the tree instead.
+                next_count = now + PID_WATCH_INTERVAL_S
+                if count_descendants(proc.pid) > limits.pids:
+                    hit = "pids"
+                    break
     finally:
         if hit is not None or not eof:
             _kill_tree(proc, cgroup)
@@ -205,6 +225,28 @@ def supervise(
     return CommandResult(
         tuple(shown_argv), exit_code, duration, buffer.text(), buffer.truncated, hit
     )
+
+
+def count_descendants(root: int) -> int:
+    """How many live processes descend from `root` (one scan of /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+            ppid = int(stat.rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    count, frontier = 0, [root]
+    while frontier:
+        pid = frontier.pop()
+        kids = children.get(pid, [])
+        count += len(kids)
+        frontier.extend(kids)
+    return count
 
 
 def _exit_code(code: int) -> int:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import CommandResult, Limits, Sandbox
+from bot.sandbox.bwrap import BwrapSandbox
+from bot.sandbox.launcher import PARKED_MARK
 from bot.workspace import Workspace, WorkspaceManager
 from tests.support.gitrepo import make_repo
 
@@ -68,7 +70,8 @@ def hostile(tmp_path: Path) -> Iterator[Workspace]:
 
 
 def _children() -> set[int]:
-    """Live descendants of this test process (via /proc)."""
+    """Live descendants of this test process (via /proc), not counting the launcher the
+    sandbox keeps parked for its next command."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -81,7 +84,14 @@ def _children() -> set[int]:
     while frontier:
         frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - mine
         mine |= frontier
-    return mine
+    return {pid for pid in mine if not _parked(pid)}
+
+
+def _parked(pid: int) -> bool:
+    try:
+        return PARKED_MARK.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _healthy() -> None:
@@ -94,6 +104,8 @@ def _healthy() -> None:
 def run(sandbox: Sandbox, ws: Workspace, *argv: str, limits: Limits | None = None) -> CommandResult:
     limits = limits or Limits(timeout_s=20)
     result = sandbox.run(["python3", *argv], workdir=ws.path, limits=limits)
+    if isinstance(sandbox, BwrapSandbox):
+        sandbox.settle()  # the launcher parked for the next command is not a leftover
     _healthy()
     return result
 
@@ -194,6 +206,15 @@ def test_fork_bomb_is_stopped_by_the_process_limit(bwrap: Sandbox, hostile: Work
     assert result.duration_s < 15
 
 
+def test_fork_bomb_is_stopped_without_a_cgroup_too(hostile: Workspace) -> None:
+    # Where no cgroup can be made: RLIMIT_NPROC, or (as root, which it does not bind) a
+    # watchdog counting the process tree.
+    sandbox = BwrapSandbox(use_cgroup=False)
+    result = run(sandbox, hostile, "forkbomb.py", limits=Limits(timeout_s=20, pids=64))
+    assert result.limit_hit == "pids"
+    assert result.duration_s < 15
+
+
 def test_8gb_allocation_is_stopped_by_the_memory_limit(bwrap: Sandbox, hostile: Workspace) -> None:
     result = run(bwrap, hostile, "alloc.py", limits=Limits(timeout_s=20, memory_mb=512))
     assert result.limit_hit == "memory"
@@ -214,3 +235,56 @@ def test_printing_1gb_is_killed_at_the_output_cap(bwrap: Sandbox, hostile: Works
     assert result.truncated
     assert len(result.output) < 25_000
     assert result.output.startswith("x" * 100)
+
+
+WORKER = """
+import sys
+from pathlib import Path
+from bot.sandbox.bwrap import BwrapSandbox
+print("ready", flush=True)
+BwrapSandbox().run(["sh", "-c", "sleep 300; :", sys.argv[2]], workdir=Path(sys.argv[1]))
+"""
+
+
+def _with_marker(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_sandboxed_commands_die_with_the_worker(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    marker = f"selfheal-marker-{os.getpid()}"
+    root = Path(__file__).resolve().parents[2]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tmp_path), marker],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+
+    def sandboxed() -> list[int]:
+        return [pid for pid in _with_marker(marker) if pid != worker.pid]
+
+    deadline = time.monotonic() + 10
+    while len(sandboxed()) < 2 and time.monotonic() < deadline:  # bwrap and sh
+        time.sleep(0.05)
+    assert len(sandboxed()) >= 2, "the sandboxed command never started"
+    assert worker.poll() is None
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + 10
+    while _with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _with_marker(marker) == []

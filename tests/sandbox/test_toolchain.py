@@ -189,3 +189,29 @@ def test_a_background_process_does_not_hold_the_command_open(tmp_path: Path) -> 
     result = plain.run(["sh", "-c", "sleep 30 & echo done"], workdir=tmp_path)
     assert result.ok and result.output == "done\n"
     assert result.duration_s < 10
+
+
+def test_python_install_reads_requirements_pyproject_extras_and_setup_cfg(tmp_path: Path) -> None:
+    from bot.environment import _pyproject_args
+
+    _tree(
+        tmp_path,
+        {
+            "pyproject.toml": (
+                "[project]\nname='a'\ndependencies=['attrs']\n"
+                "[project.optional-dependencies]\ntest=['hypothesis']\ndocs=['sphinx']\n"
+            ),
+            "setup.cfg": "[options]\ninstall_requires =\n    six\n",
+            "requirements-dev.txt": "black\n",
+        },
+    )
+    assert _pyproject_args(tmp_path / "pyproject.toml") == [
+        "-r",
+        "pyproject.toml",
+        "--extra",
+        "test",
+    ]
+    plan = detect(tmp_path, RepoConfig())
+    assert set(plan.manifests) >= {"pyproject.toml", "setup.cfg", "requirements-dev.txt"}
+    (tmp_path / "pyproject.toml").write_text("[tool.black]\n")
+    assert _pyproject_args(tmp_path / "pyproject.toml") == []
