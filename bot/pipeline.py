@@ -74,7 +74,7 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
     timing: dict[str, float] = {}
     started = time.monotonic()
     settings, incident = request.settings, request.incident
-    manager = WorkspaceManager(settings.selfheal_cache_dir, request.git_env)
+    manager = WorkspaceManager.from_settings(settings, request.git_env)
     out = request.out_dir or settings.selfheal_artifacts_dir / request.job_id
     out.mkdir(parents=True, exist_ok=True)
 

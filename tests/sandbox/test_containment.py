@@ -94,19 +94,21 @@ def _parked(pid: int) -> bool:
         return False
 
 
-def _healthy() -> None:
+def _healthy(before: set[int]) -> None:
+    """No process started by the command is left (services the suite started earlier are)."""
     deadline = time.monotonic() + 5
-    while _children() and time.monotonic() < deadline:
+    while _children() - before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _children() == set(), "sandboxed processes outlived their command"
+    assert _children() - before == set(), "sandboxed processes outlived their command"
 
 
 def run(sandbox: Sandbox, ws: Workspace, *argv: str, limits: Limits | None = None) -> CommandResult:
     limits = limits or Limits(timeout_s=20)
+    before = _children()
     result = sandbox.run(["python3", *argv], workdir=ws.path, limits=limits)
     if isinstance(sandbox, BwrapSandbox):
         sandbox.settle()  # the launcher parked for the next command is not a leftover
-    _healthy()
+    _healthy(before)
     return result
 
 
