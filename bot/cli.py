@@ -54,3 +54,5 @@ def main() -> None:
 
 
 # --- command registration (one line per command module) ---
+import bot.cli_jobs  # noqa: E402  (jobs list|show, redeliver)
+import bot.cli_serve  # noqa: E402, F401  (serve, worker)

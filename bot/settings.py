@@ -95,6 +95,25 @@ class Settings(BaseSettings):
     selfheal_artifacts_dir: Path = Path("selfheal-artifacts")
     selfheal_sandbox: SandboxBackend = "bwrap"
 
+    # --- intake: webhooks, job queue, worker (docs/intake.md) ---
+    # Delivery ids are remembered this long for dedupe (>= the 7-day redelivery windows).
+    selfheal_delivery_retention_seconds: Annotated[int, Field(ge=7 * 24 * 3600)] = 7 * 24 * 3600
+    # After a job for a fingerprint ends, new events with that fingerprint join it this long.
+    selfheal_fingerprint_cooldown_seconds: Annotated[int, Field(ge=0)] = 3600
+    # Jobs one installation may start per clock hour; more wait for the next hour.
+    selfheal_installation_jobs_per_hour: Annotated[int, Field(ge=1)] = 20
+    # How long finished job records stay in Redis.
+    selfheal_job_retention_seconds: Annotated[int, Field(ge=60)] = 30 * 24 * 3600
+    # A job whose worker died this many times is quarantined.
+    selfheal_max_attempts: Annotated[int, Field(ge=1)] = 3
+    # A running job's lease; a worker that stops renewing it this long is presumed dead.
+    selfheal_lease_seconds: Annotated[int, Field(ge=1, le=600)] = 10
+    # `module:function` run for each job; unset means bot.pipeline.run_job.
+    selfheal_job_handler: str | None = None
+    # How often a worker redelivers the App's failed GitHub deliveries (0 turns it off).
+    selfheal_redeliver_interval_seconds: Annotated[int, Field(ge=0)] = 600
+    # --- end intake ---
+
     @field_validator(
         "sentry_project_repos", "pagerduty_service_repos", "selfheal_models", mode="before"
     )
@@ -140,10 +159,12 @@ def load_settings(
     try:
         # pydantic-settings reads os.environ itself; pass values explicitly so tests stay hermetic.
         fields = Settings.model_fields
-        values = {name: env[name.upper()] for name in fields if name.upper() in env}
+        values: dict[str, Any] = {n: env[n.upper()] for n in fields if n.upper() in env}
         if environ is not None:
-            return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+            values["_env_file"] = None
+        else:
+            values["_env_file"] = env_file
+        return Settings(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
