@@ -52,7 +52,7 @@ def _repo_names(items: Any) -> tuple[str, ...]:
     if not isinstance(items, list):
         return ()
     names = []
-    for item in items[:10_000]:
+    for item in items:
         name = get(item, "full_name")
         if isinstance(name, str) and "/" in name:
             names.append(name[:200])

@@ -31,14 +31,14 @@ def route(payload: Any, settings: Settings, webhook_id: str | None) -> Route:
     if not isinstance(payload, Mapping):
         raise PayloadError("the body must be a JSON object")
     event = need_mapping(payload, "event")
-    event_type = need_text(event, "event_type", 100)
+    event_type = need_text(payload, "event.event_type", 100)
     if event_type == "pagey.ping":
         return Pong()
     if event_type not in ACTED_ON:
         return Ignored(f"pagerduty {event_type} is not acted on")
-    data = need_mapping(event, "data")
-    incident_id = need_text(data, "id", 64)
-    service_id = need_text(data, "service.id", 64)
+    data = need_mapping(payload, "event.data")
+    incident_id = need_text(payload, "event.data.id", 64)
+    service_id = need_text(payload, "event.data.service.id", 64)
     repo = settings.pagerduty_service_repos.get(service_id)
     if repo is None:
         summary = text(data, "service.summary", 200)
@@ -49,7 +49,7 @@ def route(payload: Any, settings: Settings, webhook_id: str | None) -> Route:
             f"no repository mapped for PagerDuty service {service_id}: add "
             f"{service_id}=owner/repo to PAGERDUTY_SERVICE_REPOS"
         )
-    key = webhook_id or need_text(event, "id", 200)
+    key = webhook_id or need_text(payload, "event.id", 200)
     priority = text(data, "priority.summary", 50)
     incident = Incident(
         source="pagerduty",

@@ -71,8 +71,8 @@ def _mapped(settings: Settings, org: str | None, project: str) -> str | Ignored:
 
 
 def _issue(payload: Mapping[str, Any], issue: Mapping[str, Any], settings: Settings) -> Route:
-    issue_id = need_text(issue, "id", 64)
-    project = need_text(issue, "project.slug", 200)
+    issue_id = need_text(payload, "data.issue.id", 64)
+    project = need_text(payload, "data.issue.project.slug", 200)
     org = None
     for key in ("url", "web_url", "permalink", "project_url"):
         match = _ORG_IN_URL.search(text(issue, key, 2000) or "")
@@ -117,8 +117,8 @@ def _event(
     path: str,
     settings: Settings,
 ) -> Route:
-    event_id = need_text(event, "event_id", 64)
-    issue_id = need_text(event, "issue_id", 64)
+    event_id = need_text(payload, f"{path}.event_id", 64)
+    issue_id = need_text(payload, f"{path}.issue_id", 64)
     match = _PROJECT_IN_URL.search(text(event, "url", 2000) or "")
     if match is None:
         raise PayloadError(f"missing or invalid field: {path}.url (/projects/<org>/<project>/)")
