@@ -30,7 +30,7 @@ ACTED_ON = ("incident.triggered", "incident.reopened")
 def route(payload: Any, settings: Settings, webhook_id: str | None) -> Route:
     if not isinstance(payload, Mapping):
         raise PayloadError("the body must be a JSON object")
-    event = need_mapping(payload, "event")
+    need_mapping(payload, "event")
     event_type = need_text(payload, "event.event_type", 100)
     if event_type == "pagey.ping":
         return Pong()
