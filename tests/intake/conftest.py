@@ -145,7 +145,7 @@ def queue_length(client: redis.Redis) -> int:
 
 
 def job_keys(client: redis.Redis) -> list[bytes]:
-    return list(client.scan_iter("selfheal:job:*"))
+    return [k for k in client.scan_iter("selfheal:job:*") if not k.endswith(b":deliveries")]
 
 
 class Workers:
