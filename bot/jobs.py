@@ -8,7 +8,7 @@ May import: bot.incident.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from bot.incident import Incident
@@ -75,7 +75,7 @@ class JobRequest:
             "repo": self.repo,
             "fingerprint": self.fingerprint,
             "installation_id": self.installation_id,
-            "incident": self.incident.to_dict() if self.incident else None,
+            "incident": incident_dict(self.incident) if self.incident else None,
             "github": self.github.to_dict() if self.github else None,
             "delivery_id": self.delivery_id,
             "created_at": self.created_at,
@@ -99,6 +99,17 @@ class JobRequest:
             created_at=float(data.get("created_at") or 0.0),
             attempt=int(data.get("attempt") or 0),
         )
+
+
+def incident_dict(incident: Incident) -> dict[str, Any]:
+    """`Incident.to_dict()` without its deep copies (the webhook path serializes one per event)."""
+    data = {f.name: getattr(incident, f.name) for f in fields(incident)}
+    data["frames"] = [
+        {**{f.name: getattr(frame, f.name) for f in fields(frame)}, "context": list(frame.context)}
+        for frame in incident.frames
+    ]
+    data["links"] = list(incident.links)
+    return data
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ if owner and redis.call('EXISTS', p .. ':job:' .. owner) == 1 then
   end
   return {'duplicate', owner, 'fingerprint'}
 end
+if ARGV[17] == '1' then return {'new', '', ''} end
 local jk = p .. ':job:' .. job_id
 redis.call('HSET', jk, 'id', job_id, 'kind', ARGV[8], 'source', ARGV[9], 'repo', ARGV[10],
   'installation_id', ARGV[11], 'fingerprint', fp, 'state', 'queued', 'events', 1,
@@ -273,6 +274,14 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _join_args(
+    fingerprint: str, delivery_key: str | None, delivery_ttl: int
+) -> list[str | bytes | float | int]:
+    blanks: list[str | bytes | float | int] = [""] * 10
+    head: list[str | bytes | float | int] = [PREFIX, repr(time.time()), delivery_key or ""]
+    return [*head, delivery_ttl, fingerprint, *blanks, MAX_DELIVERIES_KEPT, "1"]
+
+
 def _admit_args(
     request: JobRequest, delivery_key: str | None, delivery_ttl: int
 ) -> list[str | bytes | float | int]:
@@ -294,6 +303,7 @@ def _admit_args(
         redis_id,
         message,
         MAX_DELIVERIES_KEPT,
+        "0",
     ]
 
 
@@ -305,6 +315,15 @@ class AsyncIntake:
             url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
         )
         self._admit = self.client.register_script(_ADMIT)
+
+    async def join(
+        self, fingerprint: str, delivery_key: str | None, delivery_ttl: int
+    ) -> Admission | None:
+        """Count the event on the job that owns its delivery or fingerprint; None if none."""
+        result = await self._admit(args=_join_args(fingerprint, delivery_key, delivery_ttl))
+        if _s(result[0]) == "new":
+            return None
+        return Admission(_s(result[0]), _s(result[1]), _s(result[2]))
 
     async def admit(
         self, request: JobRequest, delivery_key: str | None, delivery_ttl: int

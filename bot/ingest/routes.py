@@ -7,7 +7,7 @@ May import: bot.jobs, bot.incident.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +53,14 @@ class NewJob:
     installation_id: str | None = None
     incident: Incident | None = None
     github: GitHubEvent | None = None
+    # Builds the incident only when the event starts a new job (storms are mostly joins).
+    build: Callable[[], Incident] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def make_incident(self) -> Incident | None:
+        if self.incident is None and self.build is not None:
+            return self.build()
+        return self.incident
 
 
 Route = Ignored | Pong | InstallationChange | NewJob

@@ -126,26 +126,27 @@ def _event(
     repo = _mapped(settings, org, project)
     if isinstance(repo, Ignored):
         return repo
-    incident = _incident_from_readers(resource, payload, settings) or event_incident(event)
-    incident = incident.with_changes(
-        repo=repo,
-        external_id=issue_id,
-        extra={
-            **incident.extra,
-            "sentry_org": org,
-            "sentry_project": project,
-            "event_id": event_id,
-        },
-    )
-    if not incident.frames:
-        incident = incident.with_changes(extra={**incident.extra, "needs_event": True})
+    extra = {"sentry_org": org, "sentry_project": project, "event_id": event_id}
+
+    def build() -> Incident:
+        incident = _incident_from_readers(resource, payload, settings)
+        if incident is None:
+            incident = event_incident(event, repo=repo, external_id=issue_id, extra=extra)
+        else:
+            incident = incident.with_changes(
+                repo=repo, external_id=issue_id, extra={**incident.extra, **extra}
+            )
+        if not incident.frames:
+            incident = incident.with_changes(extra={**incident.extra, "needs_event": True})
+        return incident
+
     return NewJob(
         kind="incident",
         source="sentry",
         repo=repo,
         fingerprint=group_fingerprint("sentry", repo, issue_id),
         delivery_key=f"sentry:{resource}:{action}:{event_id}",
-        incident=incident,
+        build=build,
     )
 
 
@@ -166,7 +167,12 @@ def _incident_from_readers(
 
 
 # Minimal reading of a Sentry event (webhook shape), replaced by bot.readers on merge.
-def event_incident(event: Mapping[str, Any]) -> Incident:
+def event_incident(
+    event: Mapping[str, Any],
+    repo: str | None = None,
+    external_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Incident:
     values = get(event, "exception.values")
     exc: Mapping[str, Any] = {}
     if isinstance(values, list) and values and isinstance(values[-1], Mapping):
@@ -209,9 +215,12 @@ def event_incident(event: Mapping[str, Any]) -> Incident:
         ref=text(event, "release", 200),
         links=tuple(u for u in (text(event, "web_url", 2000),) if u),
         severity=text(event, "level", 50),
+        repo=repo,
+        external_id=external_id,
         extra={
             "culprit": text(event, "culprit", 500),
             "environment": text(event, "environment", 200),
+            **(extra or {}),
         },
     )
 

@@ -222,6 +222,10 @@ class Receiver:
             }
             return _json(200, body), "recorded"
         assert isinstance(decision, NewJob)
+        ttl = self.settings.selfheal_delivery_retention_seconds
+        joined = await self.intake.join(decision.fingerprint, decision.delivery_key, ttl)
+        if joined is not None:
+            return _json(200, {"status": "duplicate", "job": joined.job_id}), "duplicate"
         request = JobRequest(
             job_id=new_job_id(),
             kind=decision.kind,
@@ -229,14 +233,12 @@ class Receiver:
             repo=decision.repo,
             fingerprint=decision.fingerprint,
             installation_id=decision.installation_id,
-            incident=decision.incident,
+            incident=decision.make_incident(),
             github=decision.github,
             delivery_id=decision.delivery_key,
             created_at=time.time(),
         )
-        admission = await self.intake.admit(
-            request, decision.delivery_key, self.settings.selfheal_delivery_retention_seconds
-        )
+        admission = await self.intake.admit(request, decision.delivery_key, ttl)
         if admission.status == "queued":
             log.info(
                 "webhook.queued", job=admission.job_id, source=decision.source, repo=decision.repo
