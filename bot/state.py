@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+import orjson
 import redis
 import redis.asyncio as aioredis
 
@@ -93,7 +94,6 @@ if owner and redis.call('EXISTS', p .. ':job:' .. owner) == 1 then
   end
   return {'duplicate', owner, 'fingerprint'}
 end
-if ARGV[17] == '1' then return {'new', '', ''} end
 local jk = p .. ':job:' .. job_id
 redis.call('HSET', jk, 'id', job_id, 'kind', ARGV[8], 'source', ARGV[9], 'repo', ARGV[10],
   'installation_id', ARGV[11], 'fingerprint', fp, 'state', 'queued', 'events', 1,
@@ -107,6 +107,29 @@ end
 redis.call('HSET', ARGV[13], ARGV[14], ARGV[15])
 redis.call('RPUSH', ARGV[12], ARGV[14])
 return {'queued', job_id, ''}
+"""
+
+# The first half of _ADMIT alone: count the event on the job that owns its delivery or
+# fingerprint. Storm events take only this path (few arguments, no request to serialize).
+_JOIN = """
+local p = ARGV[1]
+local dkey = ARGV[3]
+if dkey ~= '' then
+  local seen = redis.call('GET', p .. ':delivery:' .. dkey)
+  if seen then return {'duplicate', seen, 'delivery'} end
+end
+local owner = redis.call('GET', p .. ':fp:' .. ARGV[5])
+if not owner then return {'new', '', ''} end
+local jk = p .. ':job:' .. owner
+if redis.call('EXISTS', jk) == 0 then return {'new', '', ''} end
+redis.call('HINCRBY', jk, 'events', 1)
+redis.call('HSET', jk, 'updated_at', ARGV[2])
+if dkey ~= '' then
+  redis.call('SET', p .. ':delivery:' .. dkey, owner, 'EX', tonumber(ARGV[4]))
+  redis.call('LPUSH', jk .. ':deliveries', dkey)
+  redis.call('LTRIM', jk .. ':deliveries', 0, tonumber(ARGV[6]) - 1)
+end
+return {'duplicate', owner, 'fingerprint'}
 """
 
 _CLAIM = """
@@ -277,9 +300,8 @@ def _s(value: Any) -> str:
 def _join_args(
     fingerprint: str, delivery_key: str | None, delivery_ttl: int
 ) -> list[str | bytes | float | int]:
-    blanks: list[str | bytes | float | int] = [""] * 10
-    head: list[str | bytes | float | int] = [PREFIX, repr(time.time()), delivery_key or ""]
-    return [*head, delivery_ttl, fingerprint, *blanks, MAX_DELIVERIES_KEPT, "1"]
+    now = repr(time.time())
+    return [PREFIX, now, delivery_key or "", delivery_ttl, fingerprint, MAX_DELIVERIES_KEPT]
 
 
 def _admit_args(
@@ -293,7 +315,7 @@ def _admit_args(
         delivery_ttl,
         request.fingerprint,
         request.job_id,
-        json.dumps(request.to_dict(), separators=(",", ":")),
+        orjson.dumps(request.to_dict()),
         request.kind,
         request.source,
         request.repo,
@@ -303,7 +325,6 @@ def _admit_args(
         redis_id,
         message,
         MAX_DELIVERIES_KEPT,
-        "0",
     ]
 
 
@@ -315,12 +336,13 @@ class AsyncIntake:
             url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
         )
         self._admit = self.client.register_script(_ADMIT)
+        self._join = self.client.register_script(_JOIN)
 
     async def join(
         self, fingerprint: str, delivery_key: str | None, delivery_ttl: int
     ) -> Admission | None:
         """Count the event on the job that owns its delivery or fingerprint; None if none."""
-        result = await self._admit(args=_join_args(fingerprint, delivery_key, delivery_ttl))
+        result = await self._join(args=_join_args(fingerprint, delivery_key, delivery_ttl))
         if _s(result[0]) == "new":
             return None
         return Admission(_s(result[0]), _s(result[1]), _s(result[2]))

@@ -9,13 +9,13 @@ May import: bot.ingest, bot.state, bot.jobs, bot.metrics, bot.settings.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis.exceptions
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -65,7 +65,7 @@ SOURCES = {
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        orjson.dumps(body),
         status_code=status,
         media_type="application/json",
         headers=headers,
@@ -249,7 +249,7 @@ class Receiver:
 
 def _parse(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except (ValueError, RecursionError) as exc:
         raise PayloadError(f"invalid JSON: {str(exc)[:120]}") from None
 
