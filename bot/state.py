@@ -20,6 +20,7 @@ accepted job is never without its message. May import: bot.jobs, bot.errors.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -31,6 +32,7 @@ import dramatiq
 import orjson
 import redis
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from bot.jobs import JobRecord, JobRequest
 
@@ -39,8 +41,10 @@ DRAMATIQ_NAMESPACE = "selfheal.dramatiq"
 QUEUE_NAME = "selfheal-jobs"
 ACTOR_NAME = "selfheal_run_job"
 MAX_DELIVERIES_KEPT = 100
-# Redis client timeouts: short, so a webhook gets its 503 well inside Sentry's 1 s budget.
-SOCKET_TIMEOUT = 0.5
+# The web process's deadline for one Redis exchange, so a webhook gets its 503 well inside
+# Sentry's 1 s budget. One asyncio.timeout per call: redis-py's own socket_timeout would wrap
+# every send in asyncio.wait_for (a task per command), which costs more than the command.
+REDIS_DEADLINE = 0.8  # default; the web app passes each vendor's own (bot.web.app.DEADLINES)
 
 
 def queue_key() -> str:
@@ -328,34 +332,93 @@ def _admit_args(
     ]
 
 
+class _Pipeliner:
+    """Auto-pipelining: script calls made in the same event-loop tick go to Redis as one
+    pipeline (one round trip, one wake-up of redis-server). Alone, a call is sent at once."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.pending: list[tuple[Any, list[Any], asyncio.Future[Any]]] = []
+        self.scheduled = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def call(self, script: Any, args: list[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((script, args, future))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self._start)
+        return await future
+
+    def _start(self) -> None:
+        task = asyncio.ensure_future(self._flush())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _flush(self) -> None:
+        batch, self.pending, self.scheduled = self.pending, [], False
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for script, args, _ in batch:
+                    pipe.evalsha(script.sha, 0, *args)
+                results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (script, args, future), result in zip(batch, results, strict=True):
+            if isinstance(result, redis.exceptions.NoScriptError):
+                try:  # Redis restarted or was flushed: load the script, run this call alone
+                    result = await script(args=args)
+                except Exception as exc:
+                    result = exc
+            if future.done():  # the caller gave up (deadline)
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
 class AsyncIntake:
     """The web process's view of Redis: admit events, record installations, readiness."""
 
     def __init__(self, url: str) -> None:
         self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
+            url, socket_connect_timeout=REDIS_DEADLINE
         )
         self._admit = self.client.register_script(_ADMIT)
         self._join = self.client.register_script(_JOIN)
+        self._pipeline = _Pipeliner(self.client)
 
     async def join(
-        self, fingerprint: str, delivery_key: str | None, delivery_ttl: int
+        self,
+        fingerprint: str,
+        delivery_key: str | None,
+        delivery_ttl: int,
+        deadline: float = REDIS_DEADLINE,
     ) -> Admission | None:
         """Count the event on the job that owns its delivery or fingerprint; None if none."""
-        result = await self._join(args=_join_args(fingerprint, delivery_key, delivery_ttl))
+        async with asyncio.timeout(deadline):
+            args = _join_args(fingerprint, delivery_key, delivery_ttl)
+            result = await self._pipeline.call(self._join, args)
         if _s(result[0]) == "new":
             return None
         return Admission(_s(result[0]), _s(result[1]), _s(result[2]))
 
     async def admit(
-        self, request: JobRequest, delivery_key: str | None, delivery_ttl: int
+        self,
+        request: JobRequest,
+        delivery_key: str | None,
+        delivery_ttl: int,
+        deadline: float = REDIS_DEADLINE,
     ) -> Admission:
-        result = await self._admit(args=_admit_args(request, delivery_key, delivery_ttl))
+        async with asyncio.timeout(deadline):
+            args = _admit_args(request, delivery_key, delivery_ttl)
+            result = await self._pipeline.call(self._admit, args)
         return Admission(_s(result[0]), _s(result[1]), _s(result[2]))
-
-    async def seen_delivery(self, delivery_key: str) -> str | None:
-        value = await self.client.get(f"{PREFIX}:delivery:{delivery_key}")
-        return _s(value) if value is not None else None
 
     async def record_installation(
         self,
@@ -369,7 +432,10 @@ class AsyncIntake:
         key = f"{PREFIX}:installation:{installation_id}"
         repos_key = f"{key}:repos"
         added, removed = list(added), list(removed)
-        async with self.client.pipeline(transaction=True) as pipe:
+        async with (
+            asyncio.timeout(REDIS_DEADLINE * 4),
+            self.client.pipeline(transaction=True) as pipe,
+        ):
             if info is None:
                 old = await self.client.smembers(repos_key)
                 pipe.delete(key, repos_key)
@@ -390,11 +456,12 @@ class AsyncIntake:
             await pipe.execute()
 
     async def ping(self) -> bool:
-        return bool(await self.client.ping())
+        async with asyncio.timeout(REDIS_DEADLINE):
+            return bool(await self.client.ping())
 
     async def counts(self) -> dict[str, int]:
         """Queue depth and sizes of the running, deferred and quarantined sets (for /metrics)."""
-        async with self.client.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(REDIS_DEADLINE), self.client.pipeline(transaction=False) as pipe:
             pipe.llen(queue_key())
             pipe.zcard(f"{PREFIX}:running")
             pipe.zcard(f"{PREFIX}:deferred")

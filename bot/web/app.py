@@ -37,6 +37,9 @@ log = structlog.get_logger("selfheal.web")
 # Largest body each vendor sends; anything larger is refused before it is buffered.
 LIMITS = {"github": 25 * 1024 * 1024, "sentry": 1024 * 1024, "pagerduty": 256 * 1024}
 RETRY_AFTER = "30"
+# How long a webhook may wait on Redis before answering 503: inside each vendor's answer window
+# (Sentry 1 s, PagerDuty 5 s, GitHub 10 s), so the vendor sees an answer it retries.
+DEADLINES = {"github": 8.0, "sentry": 0.8, "pagerduty": 4.0}
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ class Receiver:
             decision = self._decide(source.name, request, body)
         except PayloadError as exc:
             return _json(400, {"status": "error", "error": str(exc)}), "bad_request"
-        return await self._act(decision)
+        return await self._act(decision, DEADLINES[source.name])
 
     def _decide(self, source: str, request: Request, body: bytes) -> Decision:
         if not _is_json(request.headers.get("content-type")):
@@ -202,7 +205,7 @@ class Receiver:
             _parse(body), self.settings, webhook_id[:200] if webhook_id else None
         )
 
-    async def _act(self, decision: Decision) -> tuple[Response, str]:
+    async def _act(self, decision: Decision, deadline: float) -> tuple[Response, str]:
         if isinstance(decision, Ignored):
             return _json(200, {"status": "ignored", "reason": decision.reason}), "ignored"
         if isinstance(decision, Pong):
@@ -223,7 +226,7 @@ class Receiver:
             return _json(200, body), "recorded"
         assert isinstance(decision, NewJob)
         ttl = self.settings.selfheal_delivery_retention_seconds
-        joined = await self.intake.join(decision.fingerprint, decision.delivery_key, ttl)
+        joined = await self.intake.join(decision.fingerprint, decision.delivery_key, ttl, deadline)
         if joined is not None:
             return _json(200, {"status": "duplicate", "job": joined.job_id}), "duplicate"
         request = JobRequest(
@@ -238,7 +241,7 @@ class Receiver:
             delivery_id=decision.delivery_key,
             created_at=time.time(),
         )
-        admission = await self.intake.admit(request, decision.delivery_key, ttl)
+        admission = await self.intake.admit(request, decision.delivery_key, ttl, deadline)
         if admission.status == "queued":
             log.info(
                 "webhook.queued", job=admission.job_id, source=decision.source, repo=decision.repo

@@ -3,6 +3,7 @@ the per-installation hourly limit, against a real redis-server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -160,3 +161,41 @@ def test_storm_through_one_app_many_sources(redis_db: str, rdb: redis.Redis) -> 
     assert counts == [10, 10, 10, 10]
     messages = [json.loads(m) for m in rdb.hvals("selfheal.dramatiq:selfheal-jobs.msgs")]
     assert all(m["args"] == [m["args"][0]] and len(m["args"][0]) < 40 for m in messages)  # ids only
+
+
+def test_concurrent_admissions_in_one_pipeline_and_after_a_script_flush(
+    redis_db: str, rdb: redis.Redis
+) -> None:
+    """Calls made in the same event-loop tick share one pipeline; results stay per call,
+    and a Redis that lost its scripts (restart, SCRIPT FLUSH) is recovered from."""
+    from bot.state import AsyncIntake
+
+    async def storm() -> list[str]:
+        intake = AsyncIntake(redis_db)
+
+        async def one(n: int) -> str:
+            fingerprint = f"fp-{n % 5}"
+            joined = await intake.join(fingerprint, f"d-{n}", 600)
+            if joined is not None:
+                return joined.status
+            request = JobRequest(
+                job_id=new_job_id(),
+                kind="incident",
+                source="sentry",
+                repo="acme/a",
+                fingerprint=fingerprint,
+            )
+            return (await intake.admit(request, f"d-{n}", 600)).status
+
+        try:
+            first = await asyncio.gather(*(one(n) for n in range(200)))
+            rdb.script_flush()
+            again = await asyncio.gather(*(one(n) for n in range(200, 210)))
+            return [*first, *again]
+        finally:
+            await intake.close()
+
+    statuses = asyncio.run(storm())
+    assert statuses.count("queued") == 5 and statuses.count("duplicate") == 205
+    assert len(job_keys(rdb)) == 5
+    assert sorted(int(rdb.hget(k, "events")) for k in job_keys(rdb)) == [42] * 5
