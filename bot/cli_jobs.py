@@ -6,21 +6,25 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import redis
 import typer
 
 from bot.cli import app, fail
 from bot.errors import SelfhealError, UsageError
 from bot.jobs import JobRecord
 from bot.settings import load_settings
-from bot.state import JobStore
+
+if TYPE_CHECKING:
+    from bot.state import JobStore
 
 jobs_app = typer.Typer(help="Show the jobs the webhooks queued.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
 
 def _store() -> JobStore:
+    from bot.state import JobStore  # Redis and Dramatiq load only for these commands
+
     try:
         settings = load_settings()
     except SelfhealError as error:
@@ -48,9 +52,11 @@ def list_jobs(
     limit: int = typer.Option(50, "--limit", min=1, help="How many of the newest jobs."),
 ) -> None:
     """The newest jobs: id, source, repo, fingerprint, state, events, times, outcome."""
+    from redis.exceptions import RedisError
+
     try:
         records = _store().recent(limit)
-    except redis.exceptions.RedisError as exc:
+    except RedisError as exc:
         raise _unreachable(exc) from None
     if as_json:
         typer.echo(json.dumps([r.summary() for r in records], indent=2))
@@ -76,13 +82,15 @@ def show_job(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """One job in full: its record, the request it carries and its outcome."""
+    from redis.exceptions import RedisError
+
     store = _store()
     try:
         matches = store.find(job_id)
         if len(matches) > 1:
             raise fail(UsageError(f"job id {job_id!r} is ambiguous: {', '.join(matches[:5])}"))
         record = store.get(matches[0]) if matches else None
-    except redis.exceptions.RedisError as exc:
+    except RedisError as exc:
         raise _unreachable(exc) from None
     if record is None:
         raise fail(UsageError(f"no job {job_id!r} (see `selfheal jobs list`)"))
