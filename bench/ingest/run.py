@@ -82,6 +82,31 @@ def sentry_body(issue: int, n: int) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (from /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_listening(port: int) -> int:
+    """The redis-server serving `port`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        # redis-server retitles itself "redis-server 127.0.0.1:<port>"
+        title = b" ".join(argv)
+        if b"redis-server" in argv[0] and f":{port}".encode() in title:
+            return int(entry.name)
+    raise RuntimeError(f"no redis-server on port {port}")
+
+
+SERVER_PID: dict[str, int] = {}
+
+
 @contextmanager
 def server(redis_url: str, workdir: Path) -> Iterator[str]:
     port = free_port()
@@ -99,6 +124,7 @@ def server(redis_url: str, workdir: Path) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    SERVER_PID["serve"] = proc.pid
     try:
         wait_for_port(port, timeout=60)
         yield f"http://127.0.0.1:{port}"
@@ -108,11 +134,19 @@ def server(redis_url: str, workdir: Path) -> Iterator[str]:
 
 
 def wrk(
-    url: str, path: str, duration: int, connections: int, script: Path, data: Path, offset: float
+    url: str,
+    path: str,
+    duration: int,
+    connections: int,
+    script: Path,
+    data: Path,
+    offset: float,
+    pids: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
+    before = {name: cpu_seconds(pid) for name, pid in (pids or {}).items()}
     out = subprocess.run(
         [
             binary,
@@ -132,7 +166,14 @@ def wrk(
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
     raw = json.loads(line.removeprefix("WRKJSON "))
+    cpu = {
+        f"{name}_cpu_us_per_request": round(
+            (cpu_seconds(pid) - before[name]) / max(raw["requests"], 1) * 1e6, 1
+        )
+        for name, pid in (pids or {}).items()
+    }
     return {
+        **cpu,
         "requests": raw["requests"],
         "req_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         "p50_ms": round(raw["p50_us"] / 1000, 2),
@@ -180,7 +221,7 @@ class Connection:
 
 
 def _split(url: str) -> tuple[str, int]:
-    host, port = url.removeprefix("http://").split(":")
+    host, port = url.split("://", 1)[1].split("/", 1)[0].split(":")
     return host, int(port)
 
 
@@ -276,13 +317,18 @@ def main() -> None:
         sizes = [len(b) for _, b in wrk_bodies]
         with redis_server(work) as redis_url, server(redis_url, work) as url:
             client = redis.Redis.from_url(redis_url)
-            # warm-up
+            pids = {"server": SERVER_PID["serve"], "redis": pid_listening(_split(redis_url)[1])}
+            # warm-up: both routes, then a clean Redis
             wrk(url, "/bench/bare", 2, args.connections, script, data, 0.0)
-            bare = wrk(url, "/bench/bare", args.duration, args.connections, script, data, 0.0)
+            wrk(url, "/webhooks/sentry", 2, args.connections, script, data, 0.5)
+            client.flushdb()
+            load_before = os.getloadavg()[0]
+            bare = wrk(url, "/bench/bare", args.duration, args.connections, script, data, 0.0, pids)
             client.flushdb()
             sentry = wrk(
-                url, "/webhooks/sentry", args.duration, args.connections, script, data, 0.0
+                url, "/webhooks/sentry", args.duration, args.connections, script, data, 0.0, pids
             )
+            load_after = os.getloadavg()[0]
             wrk_jobs = sum(1 for _ in client.scan_iter("selfheal:job:*", count=1000)) // 2
             client.flushdb()
             paced_bodies = [signed(k % ISSUES, 2_000_000 + k) for k in range(int(args.rate * 10))]
@@ -300,6 +346,7 @@ def main() -> None:
             alert_storm["queue_messages"] = int(client.llen("selfheal.dramatiq:selfheal-jobs"))
             client.close()
     ratio = round(sentry["req_per_s"] / bare["req_per_s"], 3)
+    cpu_ratio = round(bare["server_cpu_us_per_request"] / sentry["server_cpu_us_per_request"], 3)
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -313,6 +360,8 @@ def main() -> None:
         "bare_route": bare,
         "sentry_webhook": {**sentry, "jobs_created": wrk_jobs},
         "throughput_ratio": ratio,
+        "server_cpu_ratio": cpu_ratio,
+        "load_average_1m": [round(load_before, 2), round(load_after, 2)],
         "fixed_rate": fixed,
         "alert_storm": alert_storm,
         "targets": {
@@ -342,6 +391,7 @@ def render(r: dict[str, Any]) -> str:
 
     def row(name: str, x: dict[str, Any]) -> str:
         cells = [x["req_per_s"], x["p50_ms"], x["p99_ms"], x["max_ms"], x["non_2xx"]]
+        cells += [x["server_cpu_us_per_request"], x["redis_cpu_us_per_request"]]
         return f"| {name} | " + " | ".join(str(c) for c in cells) + " |"
 
     lines = [
@@ -353,13 +403,16 @@ def render(r: dict[str, Any]) -> str:
         f"{w['seconds']} s per route. Sentry bodies: {r['body_bytes']['min']}-"
         f"{r['body_bytes']['max']} bytes, signed, distinct event ids over 50 issues.",
         "",
-        "| route | req/s | p50 ms | p99 ms | max ms | non-2xx |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| route | req/s | p50 ms | p99 ms | max ms | non-2xx | server CPU us/req |"
+        " redis CPU us/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         row("`POST /bench/bare` (202, no work)", b),
         row("`POST /webhooks/sentry` (verify, parse, route, admit in Redis)", s),
         "",
         f"Throughput ratio webhook / bare: **{r['throughput_ratio']}** "
-        f"(target >= 0.5: {met['ratio']}).",
+        f"(target >= 0.5: {met['ratio']}). Server CPU per request, bare / webhook: "
+        f"**{r['server_cpu_ratio']}**. 1-minute load average during the wrk runs: "
+        f"{r['load_average_1m'][0]} -> {r['load_average_1m'][1]} (other processes share the CPUs).",
         "",
         f"Fixed rate, open loop, {f['rate']} req/s, {f['requests']} requests: "
         f"p50 {f['p50_ms']} ms,",

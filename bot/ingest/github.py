@@ -65,7 +65,7 @@ def _installation(payload: Any) -> str:
 
 def route(event: str, payload: Any, settings: Settings, delivery_key: str) -> Route:
     """Decide what one GitHub delivery asks for."""
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict:
         raise PayloadError("the body must be a JSON object")
     action = text(payload, "action", 100)
     name = f"{event}.{action}" if action else event

@@ -7,7 +7,6 @@ May import: bot.ingest.routes, bot.incident, bot.settings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from bot.incident import Incident
@@ -28,7 +27,7 @@ ACTED_ON = ("incident.triggered", "incident.reopened")
 
 
 def route(payload: Any, settings: Settings, webhook_id: str | None) -> Route:
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict:
         raise PayloadError("the body must be a JSON object")
     need_mapping(payload, "event")
     event_type = need_text(payload, "event.event_type", 100)

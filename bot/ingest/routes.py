@@ -72,9 +72,12 @@ def group_fingerprint(*parts: object) -> str:
 
 
 def get(data: Any, path: str) -> Any:
-    """`a.b.c` from nested dicts; None when any step is missing or not a dict."""
+    """`a.b.c` from nested dicts; None when any step is missing or not a dict.
+
+    Payloads come from a JSON parser, so `dict` (not the slower `Mapping` ABC) is checked.
+    """
     for key in path.split("."):
-        if not isinstance(data, Mapping):
+        if type(data) is not dict:
             return None
         data = data.get(key)
     return data
@@ -82,7 +85,8 @@ def get(data: Any, path: str) -> Any:
 
 def need_text(data: Any, path: str, limit: int = 512) -> str:
     value = get(data, path)
-    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+    kind = type(value)
+    if (kind is not str and kind is not int) or (kind is str and not value.strip()):
         raise PayloadError(f"missing or invalid field: {path}")
     return str(value)[:limit]
 
@@ -98,15 +102,16 @@ def need_int(data: Any, path: str) -> int:
 
 def need_mapping(data: Any, path: str) -> Mapping[str, Any]:
     value = get(data, path)
-    if not isinstance(value, Mapping):
+    if type(value) is not dict:
         raise PayloadError(f"missing or invalid field: {path}")
     return value
 
 
 def text(data: Any, path: str, limit: int = 512) -> str | None:
     value = get(data, path)
-    if isinstance(value, str):
-        return value[:limit]
-    if isinstance(value, int) and not isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        return str(value[:limit])
+    if kind is int:
         return str(value)
     return None

@@ -46,7 +46,7 @@ def repo_for(mapping: Mapping[str, str], org: str | None, project: str) -> str |
 
 
 def route(resource: str, payload: Any, settings: Settings) -> Route:
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict:
         raise PayloadError("the body must be a JSON object")
     action = need_text(payload, "action", 100)
     if (resource, action) not in ACTED_ON:
