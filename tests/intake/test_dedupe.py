@@ -199,3 +199,21 @@ def test_concurrent_admissions_in_one_pipeline_and_after_a_script_flush(
     assert statuses.count("queued") == 5 and statuses.count("duplicate") == 205
     assert len(job_keys(rdb)) == 5
     assert sorted(int(rdb.hget(k, "events")) for k in job_keys(rdb)) == [42] * 5
+
+
+def test_web_reconnects_after_redis_drops_its_connections(
+    client: TestClient, rdb: redis.Redis
+) -> None:
+    first = send_sentry(client, "event_alert", sentry_alert("front-end", "61"))
+    assert first.status_code == 202
+    rdb.client_kill_filter(_type="normal", skipme=True)
+    deadline = time.monotonic() + 5
+    answers = []
+    while time.monotonic() < deadline:
+        response = send_sentry(client, "event_alert", sentry_alert("front-end", "61"))
+        answers.append(response.status_code)
+        if response.status_code == 200:
+            break
+    # At most the call caught mid-drop is answered 503 (retried by Sentry); then it recovers.
+    assert answers[-1] == 200 and set(answers) <= {200, 503} and answers.count(503) <= 1
+    assert response.json() == {"status": "duplicate", "job": first.json()["job"]}
