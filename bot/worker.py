@@ -222,11 +222,11 @@ class JobWorker:
 
     def _redeliver(self, every: int) -> None:
         s = self.settings
-        if s.github_app_id is None or (s.private_key() is None):
-            return
-        if not self.store.try_lock("redeliver", every):
-            return
         try:
+            if s.github_app_id is None or s.private_key() is None:
+                return
+            if not self.store.try_lock("redeliver", every):
+                return
             from bot.redeliver import redeliver_failed
 
             report = redeliver_failed(s, since_seconds=max(every * 2, 3600))
