@@ -161,21 +161,23 @@ def test_sigkilled_worker_job_finishes_once_within_30s(
     store = JobStore(worker_env["REDIS_URL"])
     job = _queue(app_client, "sleeper", "301")  # sleeps 4 s
     wait_for(lambda: _state(store, job) == "running", 20, "the job to start")
-    record = store.get(job)
-    holder = (
-        first
-        if record
-        and f":{first.pid}:" in (rdb.hget(f"selfheal:job:{job}", "worker") or b"").decode()
-        else second
-    )
+    holder_id = (rdb.hget(f"selfheal:job:{job}", "worker") or b"").decode()
+    holder = first if f":{first.pid}:" in holder_id else second
     os.kill(holder.pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_for(lambda: _state(store, job) == "done", 30, f"job {job} to finish after the kill")
+
+    def diagnosis() -> str:
+        return f"runs={_runs(rdb)} record={store.get(job)}\n{workers.logs()[-4000:]}"
+
+    try:
+        wait_for(lambda: _state(store, job) == "done", 30, f"job {job} to finish after the kill")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {diagnosis()}") from None
     assert time.monotonic() - killed_at < 30
-    assert rdb.lrange("test:done", 0, -1) == [job.encode()]  # finished once
+    assert rdb.lrange("test:done", 0, -1) == [job.encode()], diagnosis()  # finished once
     runs = _runs(rdb)
-    assert [r["attempt"] for r in runs] == [1, 2]
-    assert runs[0]["pid"] == holder.pid and runs[1]["pid"] != holder.pid
+    assert [r["attempt"] for r in runs] == [1, 2], diagnosis()
+    assert runs[0]["pid"] == holder.pid and runs[1]["pid"] != holder.pid, diagnosis()
     final = store.get(job)
     assert final is not None and final.attempts == 2
 
