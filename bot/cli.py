@@ -54,6 +54,15 @@ def main() -> None:
 
 
 # --- command registration (each module adds its commands to `app` when imported) ---
-from bot import cli_doctor, cli_fix, cli_models, cli_replay, cli_sandbox, policy_cli
+from bot import (
+    cli_doctor,
+    cli_fix,
+    cli_jobs,
+    cli_models,
+    cli_replay,
+    cli_sandbox,
+    cli_serve,
+    policy_cli,
+)
 
 app.add_typer(policy_cli.app, name="policy")

@@ -115,6 +115,25 @@ class Settings(BaseSettings):
     selfheal_release: str | None = None  # reported to Sentry; defaults to the package version
     selfheal_min_free_disk_gb: float = 5.0  # doctor fails below this much free cache space
 
+    # --- intake: webhooks, job queue, worker (docs/intake.md) ---
+    # Delivery ids are remembered this long for dedupe (>= the 7-day redelivery windows).
+    selfheal_delivery_retention_seconds: Annotated[int, Field(ge=7 * 24 * 3600)] = 7 * 24 * 3600
+    # After a job for a fingerprint ends, new events with that fingerprint join it this long.
+    selfheal_fingerprint_cooldown_seconds: Annotated[int, Field(ge=0)] = 3600
+    # Jobs one installation may start per clock hour; more wait for the next hour.
+    selfheal_installation_jobs_per_hour: Annotated[int, Field(ge=1)] = 20
+    # How long finished job records stay in Redis.
+    selfheal_job_retention_seconds: Annotated[int, Field(ge=60)] = 30 * 24 * 3600
+    # A job whose worker died this many times is quarantined.
+    selfheal_max_attempts: Annotated[int, Field(ge=1)] = 3
+    # A running job's lease; a worker that stops renewing it this long is presumed dead.
+    selfheal_lease_seconds: Annotated[int, Field(ge=1, le=600)] = 10
+    # `module:function` run for each job; unset means bot.pipeline.run_job.
+    selfheal_job_handler: str | None = None
+    # How often a worker redelivers the App's failed GitHub deliveries (0 turns it off).
+    selfheal_redeliver_interval_seconds: Annotated[int, Field(ge=0)] = 600
+    # --- end intake ---
+
     @field_validator(
         "sentry_project_repos", "pagerduty_service_repos", "selfheal_models", mode="before"
     )

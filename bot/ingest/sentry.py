@@ -1,0 +1,231 @@
+"""Sentry integration webhooks -> Route.
+
+Jobs start on `issue.created`, `event_alert.triggered` and `error.created`. The repository
+comes from SENTRY_PROJECT_REPOS (`org/project=owner/repo`; a bare `project` key also
+matches). Grouping is by Sentry issue id, so every event of one issue joins one job.
+May import: bot.ingest.routes, bot.incident, bot.jobs, bot.settings, bot.readers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.incident import Frame, Incident
+from bot.ingest.routes import (
+    Ignored,
+    NewJob,
+    PayloadError,
+    Route,
+    get,
+    group_fingerprint,
+    need_mapping,
+    need_text,
+    text,
+)
+from bot.jobs import MAX_FRAMES
+from bot.settings import Settings
+
+ACTED_ON = {("issue", "created"), ("event_alert", "triggered"), ("error", "created")}
+_ORG_IN_URL = re.compile(r"/organizations/([^/]+)/")
+_PROJECT_IN_URL = re.compile(r"/projects/([^/]+)/([^/]+)/")
+
+
+def repo_for(mapping: Mapping[str, str], org: str | None, project: str) -> str | None:
+    """`org/project` first, then a bare `project` key, then a unique `*/project` key."""
+    if org and f"{org}/{project}" in mapping:
+        return mapping[f"{org}/{project}"]
+    if project in mapping:
+        return mapping[project]
+    if org is None:
+        matches = [v for k, v in mapping.items() if k.rsplit("/", 1)[-1] == project]
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def route(resource: str, payload: Any, settings: Settings) -> Route:
+    if type(payload) is not dict:
+        raise PayloadError("the body must be a JSON object")
+    action = need_text(payload, "action", 100)
+    if (resource, action) not in ACTED_ON:
+        return Ignored(f"sentry {resource}.{action} is not acted on")
+    need_text(payload, "installation.uuid", 100)
+    data = need_mapping(payload, "data")
+    if resource == "issue":
+        return _issue(payload, need_mapping(data, "issue"), settings)
+    path = "data.event" if resource == "event_alert" else "data.error"
+    return _event(resource, action, payload, need_mapping(payload, path), path, settings)
+
+
+def _mapped(settings: Settings, org: str | None, project: str) -> str | Ignored:
+    repo = repo_for(settings.sentry_project_repos, org, project)
+    if repo is None:
+        name = f"{org}/{project}" if org else project
+        return Ignored(
+            f"no repository mapped for Sentry project {name}: add {name}=owner/repo "
+            "to SENTRY_PROJECT_REPOS"
+        )
+    return repo
+
+
+def _issue(payload: Mapping[str, Any], issue: Mapping[str, Any], settings: Settings) -> Route:
+    issue_id = need_text(payload, "data.issue.id", 64)
+    project = need_text(payload, "data.issue.project.slug", 200)
+    org = None
+    for key in ("url", "web_url", "permalink", "project_url"):
+        match = _ORG_IN_URL.search(text(issue, key, 2000) or "")
+        if match:
+            org = match.group(1)
+            break
+    repo = _mapped(settings, org, project)
+    if isinstance(repo, Ignored):
+        return repo
+    incident = _incident_from_readers("issue", payload, settings) or Incident(
+        source="sentry",
+        title=text(issue, "title", 500) or f"Sentry issue {issue_id}",
+        error_type=text(issue, "metadata.type", 200),
+        error_message=text(issue, "metadata.value", 2000),
+        severity=text(issue, "level", 50),
+        first_seen=text(issue, "firstSeen", 64),
+        last_seen=text(issue, "lastSeen", 64),
+        links=tuple(u for u in (text(issue, "web_url", 2000), text(issue, "permalink", 2000)) if u),
+        external_id=issue_id,
+        extra={"culprit": text(issue, "culprit", 500), "short_id": text(issue, "shortId", 100)},
+    )
+    incident = incident.with_changes(
+        repo=repo,
+        external_id=issue_id,
+        extra={**incident.extra, "sentry_org": org, "sentry_project": project, "needs_event": True},
+    )
+    return NewJob(
+        kind="incident",
+        source="sentry",
+        repo=repo,
+        fingerprint=group_fingerprint("sentry", repo, issue_id),
+        delivery_key=f"sentry:issue:created:{issue_id}",
+        incident=incident,
+    )
+
+
+def _event(
+    resource: str,
+    action: str,
+    payload: Mapping[str, Any],
+    event: Mapping[str, Any],
+    path: str,
+    settings: Settings,
+) -> Route:
+    event_id = need_text(payload, f"{path}.event_id", 64)
+    issue_id = need_text(payload, f"{path}.issue_id", 64)
+    match = _PROJECT_IN_URL.search(text(event, "url", 2000) or "")
+    if match is None:
+        raise PayloadError(f"missing or invalid field: {path}.url (/projects/<org>/<project>/)")
+    org, project = match.group(1), match.group(2)
+    repo = _mapped(settings, org, project)
+    if isinstance(repo, Ignored):
+        return repo
+    extra = {"sentry_org": org, "sentry_project": project, "event_id": event_id}
+
+    def build() -> Incident:
+        incident = _incident_from_readers(resource, payload, settings)
+        if incident is None:
+            incident = event_incident(event, repo=repo, external_id=issue_id, extra=extra)
+        else:
+            incident = incident.with_changes(
+                repo=repo, external_id=issue_id, extra={**incident.extra, **extra}
+            )
+        if not incident.frames:
+            incident = incident.with_changes(extra={**incident.extra, "needs_event": True})
+        return incident
+
+    return NewJob(
+        kind="incident",
+        source="sentry",
+        repo=repo,
+        fingerprint=group_fingerprint("sentry", repo, issue_id),
+        delivery_key=f"sentry:{resource}:{action}:{event_id}",
+        build=build,
+    )
+
+
+def _incident_from_readers(
+    resource: str, payload: Mapping[str, Any], settings: Settings
+) -> Incident | None:
+    try:
+        from bot.readers import from_sentry_webhook  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    try:
+        incident: Incident = from_sentry_webhook(
+            resource, payload, project_repos=settings.sentry_project_repos
+        )
+    except Exception:  # a reader's complaint about an optional field must not lose the alert
+        return None
+    return incident
+
+
+# Minimal reading of a Sentry event (webhook shape), replaced by bot.readers on merge.
+def event_incident(
+    event: Mapping[str, Any],
+    repo: str | None = None,
+    external_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Incident:
+    values = get(event, "exception.values")
+    exc: Mapping[str, Any] = {}
+    if isinstance(values, list) and values and isinstance(values[-1], Mapping):
+        exc = values[-1]
+    frames: list[Frame] = []
+    raw = get(exc, "stacktrace.frames")
+    if isinstance(raw, list):
+        for item in raw[-MAX_FRAMES:]:
+            if not isinstance(item, Mapping):
+                continue
+            file = (
+                text(item, "filename", 1000)
+                or text(item, "abs_path", 1000)
+                or text(item, "module", 1000)
+            )
+            if not file:
+                continue
+            line = item.get("lineno")
+            context = [
+                *_strings(item.get("pre_context")),
+                text(item, "context_line", 500) or "",
+                *_strings(item.get("post_context")),
+            ]
+            frames.append(
+                Frame(
+                    file=file,
+                    line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+                    function=text(item, "function", 300),
+                    in_app=item.get("in_app") is not False,
+                    context=tuple(c for c in context if c)[:15],
+                    module=text(item, "module", 300),
+                )
+            )
+    return Incident(
+        source="sentry",
+        title=text(event, "title", 500) or text(exc, "type", 200) or "Sentry event",
+        error_type=text(exc, "type", 200) or text(event, "metadata.type", 200),
+        error_message=text(exc, "value", 2000) or text(event, "metadata.value", 2000),
+        frames=tuple(frames),
+        ref=text(event, "release", 200),
+        links=tuple(u for u in (text(event, "web_url", 2000),) if u),
+        severity=text(event, "level", 50),
+        repo=repo,
+        external_id=external_id,
+        extra={
+            "culprit": text(event, "culprit", 500),
+            "environment": text(event, "environment", 200),
+            **(extra or {}),
+        },
+    )
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [v[:500] for v in value[:7] if isinstance(v, str)]

@@ -1,0 +1,323 @@
+"""The Starlette app: `POST /webhooks/{github,sentry,pagerduty}`, `/healthz`, `/readyz`,
+`/metrics`. Signatures are checked on the raw bytes before any parsing; an accepted event is
+admitted to Redis (dedupe, grouping, enqueue) in one script and answered at once.
+
+Response contract (docs/intake.md): 202 queued, 200 duplicate/ignored/recorded/pong,
+400 malformed, 401 bad signature, 404 source not enabled, 413 too large, 503 Redis down.
+May import: bot.ingest, bot.state, bot.jobs, bot.metrics, bot.settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.exceptions
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bot import metrics
+from bot.ingest import github, pagerduty, sentry, signatures
+from bot.ingest.routes import Ignored, InstallationChange, NewJob, PayloadError, Pong
+from bot.ingest.routes import Route as Decision
+from bot.jobs import JobRequest
+from bot.settings import Settings, load_settings
+from bot.state import AsyncIntake, new_job_id
+
+log = structlog.get_logger("selfheal.web")
+
+# Largest body each vendor sends; anything larger is refused before it is buffered.
+LIMITS = {"github": 25 * 1024 * 1024, "sentry": 1024 * 1024, "pagerduty": 256 * 1024}
+RETRY_AFTER = "30"
+# How long a webhook may wait on Redis before answering 503: inside each vendor's answer window
+# (Sentry 1 s, PagerDuty 5 s, GitHub 10 s), so the vendor sees an answer it retries.
+DEADLINES = {"github": 8.0, "sentry": 0.8, "pagerduty": 4.0}
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    secret_setting: str
+    signature_header: str
+    verify: Callable[[str, bytes, str | None], bool]
+
+
+SOURCES = {
+    "github": _Source(
+        "github", "github_webhook_secret", "x-hub-signature-256", signatures.github_valid
+    ),
+    "sentry": _Source(
+        "sentry", "sentry_client_secret", "sentry-hook-signature", signatures.sentry_valid
+    ),
+    "pagerduty": _Source(
+        "pagerduty",
+        "pagerduty_webhook_secret",
+        "x-pagerduty-signature",
+        signatures.pagerduty_valid,
+    ),
+}
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise PayloadError("invalid Content-Length header")
+        if int(length) > limit:
+            raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class Receiver:
+    """Turns one webhook request into a response; holds the settings and the Redis client."""
+
+    def __init__(self, settings: Settings, intake: AsyncIntake) -> None:
+        self.settings = settings
+        self.intake = intake
+
+    def secret(self, source: _Source) -> str | None:
+        value = getattr(self.settings, source.secret_setting)
+        if value is None:
+            return None
+        secret: str = value.get_secret_value()
+        return secret or None
+
+    async def handle(self, source_name: str, request: Request) -> Response:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response, outcome = await self._handle(SOURCES[source_name], request)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            log.warning("webhook.redis_unavailable", source=source_name, error=type(exc).__name__)
+            outcome = "unavailable"
+            response = _json(
+                503,
+                {"status": "error", "error": "the job store is unavailable; retry later"},
+                {"Retry-After": RETRY_AFTER},
+            )
+        except Exception:  # never a 500: the vendor retries a 503, and the log has the cause
+            log.exception("webhook.internal_error", source=source_name)
+            outcome = "unavailable"
+            response = _json(
+                503,
+                {"status": "error", "error": "internal error; retry later"},
+                {"Retry-After": RETRY_AFTER},
+            )
+        metrics.WEBHOOKS.labels(source_name, outcome).inc()
+        metrics.WEBHOOK_SECONDS.labels(source_name).observe(time.perf_counter() - started)
+        return response
+
+    async def _handle(self, source: _Source, request: Request) -> tuple[Response, str]:
+        secret = self.secret(source)
+        if secret is None:
+            name = source.secret_setting.upper()
+            return _json(
+                404,
+                {
+                    "status": "error",
+                    "error": f"{source.name} webhooks are not enabled (set {name})",
+                },
+            ), "not_enabled"
+        try:
+            body = await _read_body(request, LIMITS[source.name])
+        except _TooLarge:
+            return _json(
+                413,
+                {
+                    "status": "error",
+                    "error": f"body over the {source.name} limit of {LIMITS[source.name]} bytes",
+                },
+            ), "too_large"
+        except PayloadError as exc:
+            return _json(400, {"status": "error", "error": str(exc)}), "bad_request"
+        if not source.verify(secret, body, request.headers.get(source.signature_header)):
+            return _json(
+                401, {"status": "error", "error": "missing or invalid signature"}
+            ), "unauthorized"
+        try:
+            decision = self._decide(source.name, request, body)
+        except PayloadError as exc:
+            return _json(400, {"status": "error", "error": str(exc)}), "bad_request"
+        return await self._act(decision, DEADLINES[source.name])
+
+    def _decide(self, source: str, request: Request, body: bytes) -> Decision:
+        if not _is_json(request.headers.get("content-type")):
+            raise PayloadError("Content-Type must be application/json")
+        if not body:
+            raise PayloadError("empty body")
+        headers = request.headers
+        if source == "github":
+            event = headers.get("x-github-event")
+            delivery = headers.get("x-github-delivery")
+            if not event:
+                raise PayloadError("missing header: X-GitHub-Event")
+            if not delivery:
+                raise PayloadError("missing header: X-GitHub-Delivery")
+            hook = headers.get("x-github-hook-id", "")
+            payload = _parse(body)
+            return github.route(
+                event[:100], payload, self.settings, f"github:{hook[:40]}:{delivery[:100]}"
+            )
+        if source == "sentry":
+            resource = headers.get("sentry-hook-resource")
+            if not resource:
+                raise PayloadError("missing header: Sentry-Hook-Resource")
+            return sentry.route(resource[:100], _parse(body), self.settings)
+        webhook_id = headers.get("x-webhook-id")
+        return pagerduty.route(
+            _parse(body), self.settings, webhook_id[:200] if webhook_id else None
+        )
+
+    async def _act(self, decision: Decision, deadline: float) -> tuple[Response, str]:
+        if isinstance(decision, Ignored):
+            return _json(200, {"status": "ignored", "reason": decision.reason}), "ignored"
+        if isinstance(decision, Pong):
+            return _json(200, {"status": "pong"}), "pong"
+        if isinstance(decision, InstallationChange):
+            await self.intake.record_installation(
+                decision.installation_id,
+                decision.info,
+                decision.added,
+                decision.removed,
+                decision.replace,
+            )
+            body = {
+                "status": "recorded",
+                "installation": decision.installation_id,
+                "action": decision.action,
+            }
+            return _json(200, body), "recorded"
+        assert isinstance(decision, NewJob)
+        ttl = self.settings.selfheal_delivery_retention_seconds
+        joined = await self.intake.join(decision.fingerprint, decision.delivery_key, ttl, deadline)
+        if joined is not None:
+            return _json(200, {"status": "duplicate", "job": joined.job_id}), "duplicate"
+        request = JobRequest(
+            job_id=new_job_id(),
+            kind=decision.kind,
+            source=decision.source,
+            repo=decision.repo,
+            fingerprint=decision.fingerprint,
+            installation_id=decision.installation_id,
+            incident=decision.make_incident(),
+            github=decision.github,
+            delivery_id=decision.delivery_key,
+            created_at=time.time(),
+        )
+        admission = await self.intake.admit(request, decision.delivery_key, ttl, deadline)
+        if admission.status == "queued":
+            log.info(
+                "webhook.queued", job=admission.job_id, source=decision.source, repo=decision.repo
+            )
+            return _json(202, {"status": "queued", "job": admission.job_id}), "queued"
+        return _json(200, {"status": "duplicate", "job": admission.job_id}), "duplicate"
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError(f"invalid JSON: {str(exc)[:120]}") from None
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    intake: AsyncIntake | None = None,
+    bare_route: bool = False,
+) -> Starlette:
+    """The ASGI app. `bare_route` adds `POST /bench/bare` (202, no work) for benchmarks."""
+    settings = settings or load_settings()
+    store = intake or AsyncIntake(settings.redis_url)
+    receiver = Receiver(settings, store)
+
+    def webhook(source: str) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await receiver.handle(source, request)
+
+        return endpoint
+
+    async def healthz(request: Request) -> Response:
+        return _json(200, {"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await store.ping()
+        except (redis.exceptions.RedisError, OSError):
+            return _json(
+                503, {"status": "unavailable", "redis": "unreachable"}, {"Retry-After": "5"}
+            )
+        return _json(200, {"status": "ready", "redis": "ok"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        try:
+            counts = await store.counts()
+        except (redis.exceptions.RedisError, OSError):
+            counts = {}
+        if counts:
+            metrics.QUEUE_DEPTH.set(counts["queue_depth"])
+            metrics.JOBS_RUNNING.set(counts["running"])
+            metrics.JOBS_DEFERRED.set(counts["deferred"])
+            metrics.JOBS_QUARANTINED.set(counts["quarantined"])
+            for key, value in counts.items():
+                if key.startswith("jobs_"):
+                    metrics.JOBS_ENDED.labels(key.removeprefix("jobs_")).set(value)
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def bare(request: Request) -> Response:
+        return _json(202, {"status": "queued", "job": "bare"})
+
+    routes = [
+        Route("/webhooks/github", webhook("github"), methods=["POST"]),
+        Route("/webhooks/sentry", webhook("sentry"), methods=["POST"]),
+        Route("/webhooks/pagerduty", webhook("pagerduty"), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    if bare_route:
+        routes.append(Route("/bench/bare", bare, methods=["POST"]))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
+    return Starlette(routes=routes, lifespan=lifespan)
