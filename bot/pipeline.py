@@ -176,3 +176,10 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
         return report
     finally:
         manager.remove(workspace)
+
+
+def run_job(request: Any, settings: Settings) -> Any:
+    """The worker's entry point for one queued job (see bot/jobrun.py)."""
+    from bot.jobrun import run_job as run
+
+    return run(request, settings)
