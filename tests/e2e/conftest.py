@@ -47,7 +47,10 @@ REPOS: dict[str, dict[str, Any]] = {
     "acme/shop-bad": {"yaml": "policy:\n  auto_merge: maybe\n"},
     # auto-merge on, but the repo does not allow native auto-merge: REST merge
     "acme/shop-rest": {"yaml": "policy:\n  auto_merge: true\n"},
+    "acme/shop-ci": {"yaml": ""},  # CI failures on the default branch
 }
+# Mapped to a Sentry project but not installed on GitHub: the job fails with a reason.
+MISSING_REPO = "acme/ghost"
 
 
 @dataclass
@@ -115,7 +118,9 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "REDIS_URL": redis_url,
             "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
             "SENTRY_CLIENT_SECRET": SENTRY_SECRET,
-            "SENTRY_PROJECT_REPOS": ",".join(f"acme/{r.split('/')[1]}={r}" for r in REPOS),
+            "SENTRY_PROJECT_REPOS": ",".join(
+                f"acme/{r.split('/')[1]}={r}" for r in [*REPOS, MISSING_REPO]
+            ),
             "GITHUB_APP_ID": str(gh.app_id),
             "GITHUB_PRIVATE_KEY": gh.private_key,
             "GITHUB_API_URL": gh.api_url,

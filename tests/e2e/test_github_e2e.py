@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import Any
 
-from tests.e2e.conftest import INSTALLATION, Stack
+from tests.e2e.conftest import INSTALLATION, MISSING_REPO, Stack
 
 REPRO = "tests/test_empty_cart.py"
 
@@ -32,6 +32,32 @@ def _bot_comments(stack: Stack, repo: str, number: int) -> list[str]:
 
 def _repo_payload(repo: str) -> dict[str, Any]:
     return {"full_name": repo, "default_branch": "main", "name": repo.split("/")[1]}
+
+
+def _comment(stack: Stack, repo: str, number: int, user: str, body: str) -> dict[str, Any]:
+    """Send a signed issue_comment webhook on pull request `number`; the finished command job."""
+    cid = int(uuid.uuid4().int % 10**9)
+    payload = {
+        "action": "created",
+        "issue": {
+            "number": number,
+            "title": "fix",
+            "pull_request": {"url": f"{stack.gh.api_url}repos/{repo}/pulls/{number}"},
+        },
+        "comment": {
+            "id": cid,
+            "body": body,
+            "user": {"login": user, "type": "User"},
+            "html_url": f"{stack.gh.base_url}/{repo}/pull/{number}#issuecomment-{cid}",
+            "author_association": "NONE",
+        },
+        "repository": _repo_payload(repo),
+        "installation": {"id": INSTALLATION},
+        "sender": {"login": user, "type": "User"},
+    }
+    response = stack.github("issue_comment", payload)
+    assert response.status_code == 202, response.text
+    return stack.finished(response.json()["job"])
 
 
 def test_sentry_alert_ends_as_a_merged_pr_through_native_auto_merge(stack: Stack) -> None:
@@ -82,32 +108,24 @@ def test_auto_merge_off_gives_an_open_pr_and_a_redelivery_updates_it(stack: Stac
     assert fake.merges == []
 
     # A read-only user's `/selfheal merge` on that PR is refused, in a comment.
-    payload = {
-        "action": "created",
-        "issue": {
-            "number": pull.number,
-            "title": pull.title,
-            "pull_request": {"url": f"{stack.gh.api_url}repos/{repo}/pulls/{pull.number}"},
-        },
-        "comment": {
-            "id": 777001,
-            "body": "/selfheal merge",
-            "user": {"login": "mallory", "type": "User"},
-            "html_url": f"{stack.gh.base_url}/{repo}/pull/{pull.number}#c",
-            "author_association": "NONE",
-        },
-        "repository": _repo_payload(repo),
-        "installation": {"id": INSTALLATION},
-        "sender": {"login": "mallory", "type": "User"},
-    }
-    response = stack.github("issue_comment", payload)
-    assert response.status_code == 202, response.text
-    command = stack.finished(response.json()["job"])
+    command = _comment(stack, repo, pull.number, "mallory", "/selfheal merge")
     assert command["ok"] and command["details"]["status"] == "refused", command
     refusals = [b for b in _bot_comments(stack, repo, pull.number) if "mallory" in b]
     assert refusals, _bot_comments(stack, repo, pull.number)
     assert not pull.merged and fake.merges == []
     assert stack.gh.calls_to("PUT", rf"/repos/{repo}/pulls/\d+/merge") == []
+
+    # `/selfheal explain` answers with the decision record of the job behind the PR.
+    explain = _comment(stack, repo, pull.number, "mallory", "/selfheal explain")
+    assert explain["ok"] and explain["details"]["status"] == "done", explain
+    record = _bot_comments(stack, repo, pull.number)[-1]
+    assert "red_to_green" in record and "auto_merge_enabled" in record, record
+
+    # An admin's `/selfheal merge` waives the unattended-merge rule; the evidence still holds.
+    merge = _comment(stack, repo, pull.number, "alice", "/selfheal merge")
+    assert merge["ok"] and merge["details"]["status"] == "done", merge
+    assert pull.merged and fake.merges == [pull.number]
+    assert "count = cart.item_count()" in fake.file("main", "shop/cart.py")
 
 
 def test_forbidden_path_ends_as_a_report_without_pr_or_branch(stack: Stack) -> None:
@@ -157,3 +175,80 @@ def test_a_502_on_the_merge_call_does_not_merge_twice(stack: Stack) -> None:
     assert len(stack.gh.calls_to("PUT", rf"/repos/{repo}/pulls/\d+/merge")) == 1
     assert outcome["details"]["merged"] is True
     assert stack.store.merges_today(repo) == 1
+
+
+def test_invalid_config_on_an_alert_is_explained_in_a_check_run(stack: Stack) -> None:
+    repo = "acme/shop-bad"
+    outcome = stack.finished(stack.sentry(repo, "5004", _event_id()))
+    assert outcome["ok"] and outcome["decision"] == "report", outcome
+    fake = stack.gh.repos[repo]
+    (check,) = [c for c in fake.check_runs if c["name"] == "selfheal"]
+    assert check["head_sha"] == fake.sha("main") and check["conclusion"] == "action_required"
+    assert "policy.auto_merge" in check["output"]["summary"]
+    assert "line 3" in check["output"]["summary"]
+
+
+def test_ci_failure_on_the_default_branch_is_read_from_the_job_log(stack: Stack) -> None:
+    repo = "acme/shop-ci"
+    fake = stack.gh.repos[repo]
+    sha = fake.sha("main")
+    assert sha is not None
+    run_id = 9_100_001
+    stack.gh.add_workflow_run(
+        repo,
+        run_id,
+        sha,
+        [("lint", "success", "all good\n"), ("smoke", "failure", ci_log(repo))],
+    )
+    payload = {
+        "action": "completed",
+        "workflow_run": {
+            "id": run_id,
+            "name": "CI",
+            "head_branch": "main",
+            "head_sha": sha,
+            "conclusion": "failure",
+            "html_url": f"{stack.gh.base_url}/{repo}/actions/runs/{run_id}",
+        },
+        "repository": _repo_payload(repo),
+        "installation": {"id": INSTALLATION},
+        "sender": {"login": "alice", "type": "User"},
+    }
+    response = stack.github("workflow_run", payload)
+    assert response.status_code == 202, response.text
+    outcome = stack.finished(response.json()["job"])
+    assert outcome["ok"] and outcome["decision"] == "pr", outcome
+    assert "ZeroDivisionError" in outcome["summary"]
+    (pull,) = fake.pulls.values()
+    assert pull.state == "open" and "ZeroDivisionError" in pull.title
+    assert len(stack.gh.calls_to("GET", rf"/repos/{repo}/actions/runs/{run_id}/jobs$")) == 1
+    logs = stack.gh.calls_to("GET", rf"/repos/{repo}/actions/jobs/\d+/logs$")
+    assert len(logs) == 1  # only the failed job's log is read
+
+
+def test_a_job_that_cannot_reach_its_repo_fails_with_a_one_line_reason(stack: Stack) -> None:
+    outcome = stack.finished(stack.sentry(MISSING_REPO, "5006", _event_id()))
+    assert outcome["state"] == "failed" and not outcome["ok"], outcome
+    assert "\n" not in outcome["summary"] and len(outcome["summary"]) <= 300
+    assert "404" in outcome["summary"] or "Not Found" in outcome["summary"], outcome
+    assert "BEGIN" not in outcome["summary"] and "ghs_" not in outcome["summary"]
+    assert all(proc.poll() is None for proc in stack.workers.procs)  # no worker crashed
+
+
+def ci_log(repo: str) -> str:
+    """A GitHub Actions job log (timestamped lines) with a Python traceback in it."""
+    root = f"/home/runner/work/{repo.split('/')[1]}/{repo.split('/')[1]}"
+    lines = [
+        "##[group]Run python -m shop.smoke",
+        "##[endgroup]",
+        "Traceback (most recent call last):",
+        f'  File "{root}/shop/app.py", line 13, in handle_checkout',
+        "    return checkout_summary(cart)",
+        f'  File "{root}/shop/checkout.py", line 12, in checkout_summary',
+        '    "average_cents": round(average_item_price(cart)),',
+        f'  File "{root}/shop/cart.py", line 31, in average_item_price',
+        "    return cart.total_cents() / cart.item_count()",
+        "ZeroDivisionError: division by zero",
+        "##[error]Process completed with exit code 1.",
+    ]
+    return "".join(f"2026-12-04T21:40:{i:02d}.1234567Z {line}\n" for i, line in enumerate(lines))
