@@ -48,6 +48,7 @@ REPOS: dict[str, dict[str, Any]] = {
     # auto-merge on, but the repo does not allow native auto-merge: REST merge
     "acme/shop-rest": {"yaml": "policy:\n  auto_merge: true\n"},
     "acme/shop-ci": {"yaml": ""},  # CI failures on the default branch
+    "acme/shop-issue": {"yaml": ""},  # issues labelled for the bot
 }
 # Mapped to a Sentry project but not installed on GitHub: the job fails with a reason.
 MISSING_REPO = "acme/ghost"
