@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from githubkit import GitHub
-from githubkit.exception import GitHubException
+from githubkit.exception import GitHubException, RequestFailed
 
 from bot import messages
 from bot.commands import CommentEvent, ReviewEvent, handle_comment, handle_review
@@ -83,8 +83,18 @@ def run_job(request: JobRequest, settings: Settings) -> JobOutcome:
 
 def one_line(exc: BaseException) -> str:
     """`Type: message` on one line, secrets redacted, at most 300 characters."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return redact_text(text)[:300]
+    if isinstance(exc, RequestFailed):
+        try:
+            data = exc.response.json()
+        except ValueError:
+            data = {}
+        message = data.get("message") if isinstance(data, dict) else None
+        status = exc.response.status_code
+        where = f"{exc.request.method} {exc.request.url.path}"
+        text = f"GitHub answered {status} to {where}: {message or 'no message'}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return redact_text(" ".join(text.split()))[:300]
 
 
 def clone_url_for(api_url: str, repo: str) -> str:
@@ -120,7 +130,15 @@ class JobRunner:
         value = self.request.installation_id or self.store.installation_for(self.request.repo)
         if value and str(value).isdigit():
             return int(value)
-        return self.app.installation_id_for(self.request.repo)
+        try:
+            return self.app.installation_id_for(self.request.repo)
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                raise SelfhealError(
+                    f"the GitHub App is not installed on {self.request.repo} "
+                    "(GET /repos/{owner}/{repo}/installation answered 404)"
+                ) from None
+            raise
 
     def target(self, gh: GitHub[Any], installation_id: int) -> Target:
         owner, name = split_repo(self.request.repo)
