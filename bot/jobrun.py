@@ -201,7 +201,17 @@ class JobRunner:
                 str(github.extra.get("body") or ""),
                 github.url,
             )
-        return self.heal(target, incident, trigger=github.number, hint=hint)
+        try:
+            return self.heal(target, incident, trigger=github.number, hint=hint)
+        except SelfhealError as exc:
+            # The person who asked is told on the issue; the job record keeps the same line.
+            reason = one_line(exc)
+            gh = self.app.installation_client(installation_id)
+            key = messages.marker("job-error", incident.fingerprint[:16])
+            body = f"{key}\nSelfheal could not work on this: {messages.neutralize(reason)}"
+            with gh:
+                upsert_comment(gh, target.repo, github.number, body, key)
+            return JobOutcome(ok=False, summary=reason)
 
     def previous_incident(self, number: int) -> Incident | None:
         report = self.report_for_pull(number)
@@ -290,7 +300,8 @@ class JobRunner:
                 app,
                 settings,
             )
-            if result.merged:
+            if result.merged or result.auto_merge_enabled:
+                # The daily cap counts unattended merges, armed auto-merge included.
                 self.store.count_merge(target.repo)
             if result.pr_number is not None:
                 self.store.remember_pull(target.repo, result.pr_number, self.request.job_id)

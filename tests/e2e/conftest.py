@@ -76,7 +76,9 @@ class Stack:
     def github(self, event: str, payload: dict[str, Any]) -> Any:
         return send_github(self.client, event, json.dumps(payload).encode())
 
-    def finished(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    def finished(self, job_id: str, timeout: float = 240) -> dict[str, Any]:
+        """Wait for the job to end (a deadline generous enough for a loaded 2-core machine)."""
+
         def done() -> Any:
             record = self.store.get(job_id)
             return record if record and record.state in ("done", "failed", "quarantined") else None
@@ -138,7 +140,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         }
         workers = Workers(env, tmp)
         workers.env.pop("SELFHEAL_JOB_HANDLER", None)  # the default handler: the pipeline
-        for _ in range(2):
+        for _ in range(3):
             workers.start()
         store = JobStore(redis_url)
         try:

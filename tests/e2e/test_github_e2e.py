@@ -7,9 +7,28 @@ import re
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.e2e.conftest import INSTALLATION, MISSING_REPO, Stack
 
 REPRO = "tests/test_empty_cart.py"
+CI_RUN = 9_100_001
+
+
+@pytest.fixture(scope="module")
+def started(stack: Stack) -> dict[str, str]:
+    """Every case that runs the agent team, queued at once so the workers run them side by side
+    (one job at a time per repository); each test then waits for its own job."""
+    # acme/shop-rest: the merge happens on the server, but the answer is lost (502).
+    stack.gh.fault("PUT", r"/repos/acme/shop-rest/pulls/\d+/merge", 502, apply=True)
+    return {
+        "merge": stack.sentry("acme/shop", "5001", _event_id()),
+        "rest": stack.sentry("acme/shop-rest", "5005", _event_id()),
+        "pr": stack.sentry("acme/shop-pr", "5002", _event_id()),
+        "forbidden": stack.sentry("acme/shop-forbidden", "5003", _event_id()),
+        "ci": send_ci_failure(stack),
+        "issue": send_labelled_issue(stack),
+    }
 
 
 def _event_id() -> str:
@@ -60,10 +79,11 @@ def _comment(stack: Stack, repo: str, number: int, user: str, body: str) -> dict
     return stack.finished(response.json()["job"])
 
 
-def test_sentry_alert_ends_as_a_merged_pr_through_native_auto_merge(stack: Stack) -> None:
+def test_sentry_alert_ends_as_a_merged_pr_through_native_auto_merge(
+    stack: Stack, started: dict[str, str]
+) -> None:
     repo = "acme/shop"
-    job = stack.sentry(repo, "5001", _event_id())
-    outcome = stack.finished(job)
+    outcome = stack.finished(started["merge"])
     assert outcome["ok"] and outcome["decision"] == "merge", outcome
     details = outcome["details"]
     assert details["auto_merge_enabled"] and not details["merged"]
@@ -78,6 +98,7 @@ def test_sentry_alert_ends_as_a_merged_pr_through_native_auto_merge(stack: Stack
     assert head is not None
     stack.gh.complete_check(repo, head, "ci")
     assert pull.merged and fake.merges == [pull.number]
+    assert stack.store.merges_today(repo) == 1  # the policy's daily cap sees it
     assert "count = cart.item_count()" in fake.file("main", "shop/cart.py")
     assert REPRO in fake.git("ls-tree", "-r", "--name-only", "main")
     # The check run carries the decision record.
@@ -85,9 +106,11 @@ def test_sentry_alert_ends_as_a_merged_pr_through_native_auto_merge(stack: Stack
     assert checks and checks[-1]["conclusion"] == "success"
 
 
-def test_auto_merge_off_gives_an_open_pr_and_a_redelivery_updates_it(stack: Stack) -> None:
+def test_auto_merge_off_gives_an_open_pr_and_a_redelivery_updates_it(
+    stack: Stack, started: dict[str, str]
+) -> None:
     repo = "acme/shop-pr"
-    first = stack.finished(stack.sentry(repo, "5002", _event_id()))
+    first = stack.finished(started["pr"])
     assert first["ok"] and first["decision"] == "pr", first
     assert first["details"]["would_merge"] is True
     fake = stack.gh.repos[repo]
@@ -128,9 +151,11 @@ def test_auto_merge_off_gives_an_open_pr_and_a_redelivery_updates_it(stack: Stac
     assert "count = cart.item_count()" in fake.file("main", "shop/cart.py")
 
 
-def test_forbidden_path_ends_as_a_report_without_pr_or_branch(stack: Stack) -> None:
+def test_forbidden_path_ends_as_a_report_without_pr_or_branch(
+    stack: Stack, started: dict[str, str]
+) -> None:
     repo = "acme/shop-forbidden"
-    outcome = stack.finished(stack.sentry(repo, "5003", _event_id()))
+    outcome = stack.finished(started["forbidden"])
     assert outcome["ok"] and outcome["decision"] == "report", outcome
     fake = stack.gh.repos[repo]
     assert fake.pulls == {} and _selfheal_branches(stack, repo) == []
@@ -163,11 +188,11 @@ def test_invalid_config_is_explained_on_the_issue_naming_field_and_line(stack: S
     assert stack.gh.repos[repo].pulls == {} and _selfheal_branches(stack, repo) == []
 
 
-def test_a_502_on_the_merge_call_does_not_merge_twice(stack: Stack) -> None:
-    repo = "acme/shop-rest"
-    # The merge happens on the server, but the answer is lost (502).
-    stack.gh.fault("PUT", rf"/repos/{repo}/pulls/\d+/merge", 502, apply=True)
-    outcome = stack.finished(stack.sentry(repo, "5005", _event_id()))
+def test_a_502_on_the_merge_call_does_not_merge_twice(
+    stack: Stack, started: dict[str, str]
+) -> None:
+    repo = "acme/shop-rest"  # the `started` fixture armed a 502 on its merge call
+    outcome = stack.finished(started["rest"])
     assert outcome["ok"] and outcome["decision"] == "merge", outcome
     fake = stack.gh.repos[repo]
     (pull,) = fake.pulls.values()
@@ -188,12 +213,11 @@ def test_invalid_config_on_an_alert_is_explained_in_a_check_run(stack: Stack) ->
     assert "line 3" in check["output"]["summary"]
 
 
-def test_ci_failure_on_the_default_branch_is_read_from_the_job_log(stack: Stack) -> None:
-    repo = "acme/shop-ci"
-    fake = stack.gh.repos[repo]
-    sha = fake.sha("main")
+def send_ci_failure(stack: Stack) -> str:
+    """A failed workflow run on acme/shop-ci's default branch, its log with a traceback."""
+    repo, run_id = "acme/shop-ci", CI_RUN
+    sha = stack.gh.repos[repo].sha("main")
     assert sha is not None
-    run_id = 9_100_001
     stack.gh.add_workflow_run(
         repo,
         run_id,
@@ -216,7 +240,15 @@ def test_ci_failure_on_the_default_branch_is_read_from_the_job_log(stack: Stack)
     }
     response = stack.github("workflow_run", payload)
     assert response.status_code == 202, response.text
-    outcome = stack.finished(response.json()["job"])
+    return str(response.json()["job"])
+
+
+def test_ci_failure_on_the_default_branch_is_read_from_the_job_log(
+    stack: Stack, started: dict[str, str]
+) -> None:
+    repo, run_id = "acme/shop-ci", CI_RUN
+    fake = stack.gh.repos[repo]
+    outcome = stack.finished(started["ci"])
     assert outcome["ok"] and outcome["decision"] == "pr", outcome
     assert "ZeroDivisionError" in outcome["summary"]
     (pull,) = fake.pulls.values()
@@ -254,7 +286,8 @@ def ci_log(repo: str) -> str:
     return "".join(f"2026-12-04T21:40:{i:02d}.1234567Z {line}\n" for i, line in enumerate(lines))
 
 
-def test_labelled_issue_with_a_traceback_gets_a_pr_that_links_back(stack: Stack) -> None:
+def send_labelled_issue(stack: Stack) -> str:
+    """Issue #1 on acme/shop-issue, a traceback in its body, labelled for the bot."""
     repo = "acme/shop-issue"
     stack.gh.add_issue(repo, 1, "Checkout 500s with an empty cart", user="alice")
     trace = "\n".join(line.split("Z ", 1)[1] for line in ci_log(repo).splitlines()[2:10])
@@ -277,7 +310,14 @@ def test_labelled_issue_with_a_traceback_gets_a_pr_that_links_back(stack: Stack)
     }
     response = stack.github("issues", payload)
     assert response.status_code == 202, response.text
-    outcome = stack.finished(response.json()["job"])
+    return str(response.json()["job"])
+
+
+def test_labelled_issue_with_a_traceback_gets_a_pr_that_links_back(
+    stack: Stack, started: dict[str, str]
+) -> None:
+    repo = "acme/shop-issue"
+    outcome = stack.finished(started["issue"])
     assert outcome["ok"] and outcome["decision"] == "pr", outcome
     fake = stack.gh.repos[repo]
     (pull,) = fake.pulls.values()
@@ -285,3 +325,73 @@ def test_labelled_issue_with_a_traceback_gets_a_pr_that_links_back(stack: Stack)
     (comment,) = _bot_comments(stack, repo, 1)
     assert f"/pull/{pull.number}" in comment  # the issue says what happened
     assert not pull.merged
+
+
+def test_issue_whose_traceback_is_not_in_the_repo_is_answered_on_the_issue(stack: Stack) -> None:
+    repo = "acme/shop-issue"
+    stack.gh.add_issue(repo, 2, "Crash in billing", user="alice")
+    body = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/billing/invoice.py", line 3, in render\n'
+        "    return 1 / 0\n"
+        "ZeroDivisionError: division by zero\n"
+    )
+    payload = {
+        "action": "labeled",
+        "label": {"name": "selfheal"},
+        "issue": {"number": 2, "title": "Crash in billing", "body": body},
+        "repository": _repo_payload(repo),
+        "installation": {"id": INSTALLATION},
+        "sender": {"login": "alice", "type": "User"},
+    }
+    response = stack.github("issues", payload)
+    assert response.status_code == 202, response.text
+    outcome = stack.finished(response.json()["job"])
+    assert outcome["state"] == "failed" and "stack frames" in outcome["summary"], outcome
+    (comment,) = _bot_comments(stack, repo, 2)
+    assert "could not work on this" in comment and "stack frames" in comment
+    assert [p for p in stack.gh.repos[repo].pulls.values() if "billing" in p.title] == []
+
+
+def test_review_feedback_on_a_selfheal_pr_queues_a_revision(
+    stack: Stack, started: dict[str, str]
+) -> None:
+    repo = "acme/shop-ci"
+    stack.finished(started["ci"])
+    fake = stack.gh.repos[repo]
+    (pull,) = fake.pulls.values()
+    head = fake.sha(pull.head)
+    payload = {
+        "action": "created",
+        "comment": {
+            "id": 880001,
+            "body": "Please return 0 rather than 0.0 here.",
+            "user": {"login": "alice", "type": "User"},
+            "html_url": f"{stack.gh.base_url}/{repo}/pull/{pull.number}#discussion_r1",
+            "path": "shop/cart.py",
+            "line": 33,
+            "diff_hunk": "@@ -28,4 +28,7 @@",
+            "author_association": "MEMBER",
+        },
+        "pull_request": {"number": pull.number, "head": {"ref": pull.head, "sha": head}},
+        "repository": _repo_payload(repo),
+        "installation": {"id": INSTALLATION},
+        "sender": {"login": "alice", "type": "User"},
+    }
+    response = stack.github("pull_request_review_comment", payload)
+    assert response.status_code == 202, response.text
+    review = stack.finished(response.json()["job"])
+    assert review["ok"] and review["details"]["status"] == "done", review
+    # The revision is a new job on the PR, carrying the feedback (with its file and line)
+    # as a hint and the PR's head commit to build on.
+    revisions = [
+        r
+        for r in stack.store.recent(100)
+        if r.repo == repo and ((r.request or {}).get("github") or {}).get("action") == "revise"
+    ]
+    assert len(revisions) == 1, revisions
+    github = (revisions[0].request or {})["github"]
+    assert github["number"] == pull.number and github["head_sha"] == head
+    assert github["extra"]["revise_branch"] == pull.head
+    assert github["extra"]["hint"].startswith("shop/cart.py:33: Please return 0")
+    assert any("revise" in b.lower() for b in _bot_comments(stack, repo, pull.number))
