@@ -47,9 +47,8 @@ from bot.github.app import GitHubApp, split_repo
 from bot.github.credentials import git_auth_env
 from bot.incident import Frame, Incident
 from bot.jobs import ACTIVE_STATES, GitHubEvent, JobOutcome, JobRequest
-from bot.policy import Action, Decision, decide
+from bot.policy import Action, Decision, RuleResult, decide
 from bot.redact import redact_text
-from bot.repo_config import RepoConfig
 from bot.settings import Settings
 from bot.state import JobStore
 
@@ -511,17 +510,28 @@ class QueueHandlers:
         return messages.merge_outcome(result.merged, result.auto_merge_enabled, result.detail)
 
     def decision_record(self, repo: str, number: int) -> str | None:
-        from bot.policy_cli import facts_from_report
-
+        """The decision the last job for this PR recorded in its report.json."""
         report = self.runner.report_for_pull(number)
         if report is None:
             return None
-        # The record is the policy re-evaluated over the job's own evidence and its config.
-        config = RepoConfig()
-        gh = self.runner.app.installation_client(self.runner.installation_id())
-        with gh:
-            config, error = fetch_repo_config(gh, repo)
-        return messages.decision_table(decide(facts_from_report(report, config, error)))
+        try:
+            return messages.decision_table(decision_from_dict(report["decision"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def decision_from_dict(data: dict[str, Any]) -> Decision:
+    """A `Decision` read back from its `to_dict()` form (report.json)."""
+    reasons = tuple(
+        RuleResult(
+            rule=str(r["rule"]),
+            verdict=r["verdict"],
+            detail=str(r.get("detail") or ""),
+            caps=Action.from_label(r["caps"]) if r.get("caps") else Action.MERGE,
+        )
+        for r in data.get("reasons") or []
+    )
+    return Decision(Action.from_label(str(data["action"])), reasons, bool(data.get("would_merge")))
 
 
 # --- reading incidents out of untrusted text ------------------------------------------------
