@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from bot.jobrun import clone_url_for, incident_from_text, issue_incident
 
 NODE_LOG = """\
@@ -51,3 +53,18 @@ def test_clone_urls_for_github_ghes_and_a_local_server() -> None:
     assert clone_url_for("https://api.github.com", "a/b") == "https://github.com/a/b.git"
     assert clone_url_for("https://ghe.example/api/v3/", "a/b") == "https://ghe.example/a/b.git"
     assert clone_url_for("http://127.0.0.1:8080/api/v3/", "a/b") == "http://127.0.0.1:8080/a/b.git"
+
+
+def test_failure_reasons_are_one_line_without_secrets() -> None:
+    from bot.jobrun import one_line
+
+    token = "ghs_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    reason = one_line(
+        RuntimeError(
+            f"git push failed:\nremote: token {token} rejected\nAuthorization: Basic {basic}"
+        )
+    )
+    assert "\n" not in reason
+    assert token not in reason and basic not in reason
+    assert reason.startswith("RuntimeError: git push failed: remote: token")
