@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 from bot.jobrun import clone_url_for, incident_from_text, issue_incident
 
@@ -68,3 +69,27 @@ def test_failure_reasons_are_one_line_without_secrets() -> None:
     assert "\n" not in reason
     assert token not in reason and basic not in reason
     assert reason.startswith("RuntimeError: git push failed: remote: token")
+
+
+def test_check_run_failure_reads_that_job_log_at_the_run_head(tmp_path: Path) -> None:
+    from bot.github.app import GitHubApp
+    from bot.incident import Incident
+    from bot.jobrun import ci_incident
+    from bot.jobs import GitHubEvent
+    from tests.support.fake_github import fake_github
+
+    with fake_github(tmp_path) as gh:
+        repo = gh.add_repo("acme/api", {"README.md": "x\n"}, 1)
+        sha = repo.sha("main")
+        assert sha is not None
+        (job_id,) = gh.add_workflow_run("acme/api", 77, sha, [("test", "failure", PYTEST_LOG)])
+        app = GitHubApp(gh.app_id, gh.private_key, gh.api_url, write_interval_s=0)
+        base = Incident(source="github", title="CI failure on main: test", repo="acme/api")
+        event = GitHubEvent(event="check_run", action="completed", run_id=job_id, head_sha=sha)
+        with app.installation_client(1) as client:
+            incident = ci_incident(client, "acme/api", event, base)
+            quiet = GitHubEvent(event="check_run", action="completed", run_id=999, head_sha=sha)
+            unchanged = ci_incident(client, "acme/api", quiet, base)
+    assert incident.error_type == "AssertionError" and incident.ref == sha
+    assert incident.extra["job_id"] == job_id
+    assert unchanged is base  # no log: the job runs on the CI run's own description
