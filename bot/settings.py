@@ -186,6 +186,14 @@ class Settings(BaseSettings):
     openai_compatible_base_url: str | None = None
     openai_compatible_api_key: SecretStr | None = None
 
+    # --- delivery on GitHub: how long a `merge` decision waits for the PR's checks ---
+    # Most seconds to wait for green checks before a REST merge (then the merge stays pending).
+    selfheal_checks_wait_s: float = Field(default=300.0, ge=0)
+    # With no checks at all on the PR: wait this long for CI to appear before merging.
+    selfheal_checks_settle_s: float = Field(default=30.0, ge=0)
+    # Seconds between two reads of the PR's checks while waiting.
+    selfheal_checks_poll_s: float = Field(default=5.0, gt=0)
+
 
 _EXPECTS = {
     "int_parsing": "an integer",

@@ -13,6 +13,9 @@ Key layout (all under `selfheal:`):
     rate:<inst>:<hour>    counter: jobs started by an installation in that clock hour
     installation:<id>     hash: account, repository selection; installation:<id>:repos set
     repo-installation     hash: owner/repo -> installation id
+    merges:<repo>:<day>   counter: Selfheal's merges on a repo that UTC day (policy daily cap)
+    pull:<repo>#<number>  string: the last job that delivered to that pull request
+    cancel:<id>           string: `/selfheal stop` asked job <id> to stop before delivering
 
 Admission pushes the Dramatiq message in the same script that creates the record, so an
 accepted job is never without its message. May import: bot.jobs, bot.errors.
@@ -717,9 +720,45 @@ class JobStore:
     def quarantined(self) -> list[str]:
         return [_s(x) for x in self.client.zrange(f"{PREFIX}:quarantined", 0, -1)]
 
+    # -- what jobs leave behind for later jobs and commands --
+    def merges_today(self, repo: str, now: float | None = None) -> int:
+        """Auto-merges Selfheal made on `repo` this UTC day (the policy's daily cap)."""
+        value = self.client.get(_merges_key(repo, now))
+        return int(value) if value is not None else 0
+
+    def count_merge(self, repo: str, now: float | None = None) -> int:
+        key = _merges_key(repo, now)
+        with self.client.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 2 * 86400)
+            count, _ = pipe.execute()
+        return int(count)
+
+    def remember_pull(
+        self, repo: str, number: int, job_id: str, retention: int = 90 * 86400
+    ) -> None:
+        """The last job that delivered to pull request `number` (for merge, explain, revise)."""
+        self.client.set(f"{PREFIX}:pull:{repo}#{number}", job_id, ex=retention)
+
+    def job_for_pull(self, repo: str, number: int) -> str | None:
+        value = self.client.get(f"{PREFIX}:pull:{repo}#{number}")
+        return _s(value) if value is not None else None
+
+    def request_cancel(self, job_id: str, ttl: int = 86400) -> None:
+        """`/selfheal stop`: the job ends before it delivers (or before it starts)."""
+        self.client.set(f"{PREFIX}:cancel:{job_id}", "1", ex=ttl)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.client.exists(f"{PREFIX}:cancel:{job_id}"))
+
     def try_lock(self, name: str, seconds: int) -> bool:
         """A named lock held for `seconds` (periodic tasks that one worker should run)."""
         return bool(self.client.set(f"{PREFIX}:lock:{name}", "1", nx=True, ex=max(seconds, 1)))
+
+
+def _merges_key(repo: str, now: float | None = None) -> str:
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() if now is None else now))
+    return f"{PREFIX}:merges:{repo}:{day}"
 
 
 def _record(data: dict[str, str], deliveries: list[str]) -> JobRecord:

@@ -143,6 +143,8 @@ class Repo:
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # sha -> statuses
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     merges: list[int] = field(default_factory=list)  # PR numbers, once per real merge
+    runs: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> its jobs
+    job_logs: dict[int, str] = field(default_factory=dict)  # Actions job id -> its log
     id: int = 0
 
     @property
@@ -336,6 +338,34 @@ class FakeGitHub:
         with self.lock:
             self.manifest_codes[code] = conversion
         return conversion
+
+    def add_workflow_run(
+        self, repo: str, run_id: int, head_sha: str, jobs: list[tuple[str, str, str]]
+    ) -> list[int]:
+        """A GitHub Actions run with jobs (name, conclusion, log text); returns the job ids."""
+        with self.lock:
+            r = self.repos[repo]
+            ids = []
+            for name, conclusion, log in jobs:
+                jid = next(self._ids)
+                ids.append(jid)
+                r.job_logs[jid] = log
+                r.runs.setdefault(run_id, []).append(
+                    {
+                        "id": jid,
+                        "run_id": run_id,
+                        "node_id": f"J_{jid}",
+                        "head_sha": head_sha,
+                        "name": name,
+                        "status": "completed",
+                        "conclusion": conclusion,
+                        "html_url": f"{self.base_url}/{repo}/actions/runs/{run_id}/job/{jid}",
+                        "started_at": _now(),
+                        "completed_at": _now(),
+                        "steps": [],
+                    }
+                )
+            return ids
 
     def add_delivery(
         self, guid: str, status: str = "OK", event: str = "issues", installation_id: int = 1
@@ -911,6 +941,20 @@ class FakeGitHub:
                 },
                 {},
             )
+        m = re.fullmatch(r"/actions/runs/(\d+)/jobs", p)
+        if m and method == "GET":
+            run_jobs = r.runs.get(int(m.group(1)))
+            if run_jobs is None:
+                return 404, {"message": "Not Found"}, {}
+            return 200, {"total_count": len(run_jobs), "jobs": run_jobs}, {}
+        m = re.fullmatch(r"/actions/jobs/(\d+)/logs", p)
+        if m and method == "GET":
+            log = r.job_logs.get(int(m.group(1)))
+            if log is None:
+                return 404, {"message": "Not Found"}, {}
+            # GitHub answers with a redirect to the log file; the client follows it.
+            location = f"{self.base_url}/_logs/{r.full_name}/{m.group(1)}"
+            return 302, None, {"Location": location}
         m = re.fullmatch(r"/collaborators/([^/]+)/permission", p)
         if m:
             login = unquote(m.group(1))
@@ -1079,6 +1123,18 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         if re.search(r"\.git/(info/refs|git-upload-pack|git-receive-pack)$", url.path):
             self._git(url.path, url.query, raw)
+            return
+        m = re.fullmatch(r"/_logs/([^/]+/[^/]+)/(\d+)", url.path)
+        if m is not None:
+            with fake.lock:
+                repo_obj = fake.repos.get(m.group(1))
+                log = repo_obj.job_logs.get(int(m.group(2))) if repo_obj else None
+            data = (log or "").encode()
+            self.send_response(200 if log is not None else 404)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         try:
             body = json.loads(raw) if raw else None
