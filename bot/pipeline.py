@@ -3,7 +3,7 @@
 workspace -> repo config -> test plan -> localization -> agent team -> patch -> validation ->
 policy -> artifacts -> delivery. Each stage returns a record that ends up in the report.
 May import: every stage module (workspace, sandbox, toolchain, localize, agent, validate,
-policy, report, delivery); nothing imports this module except the CLI and the worker.
+policy, report, delivery); nothing imports this module except the CLI and the job runner (bot/jobrun.py).
 """
 
 from __future__ import annotations

@@ -162,9 +162,12 @@ if nb > now then return {'early', tostring(nb)} end
 local attempts = tonumber(redis.call('HGET', jk, 'attempts') or '0')
 local repo = redis.call('HGET', jk, 'repo')
 local lk = p .. ':repo-lock:' .. repo
+-- Comment commands (stop, explain, merge...) only read and enqueue: they never wait behind
+-- the repo's running job, so `/selfheal stop` can reach it.
+local light = redis.call('HGET', jk, 'kind') == 'command'
 local holder = redis.call('GET', lk)
-if holder and holder ~= job_id then return {'busy', holder} end
-if attempts == 0 then
+if holder and holder ~= job_id and not light then return {'busy', holder} end
+if attempts == 0 and not light then
   local rk = p .. ':rate:' .. inst .. ':' .. hour
   local used = tonumber(redis.call('GET', rk) or '0')
   if used >= limit then
@@ -176,7 +179,7 @@ if attempts == 0 then
   redis.call('INCR', rk)
   redis.call('EXPIRE', rk, 7200)
 end
-redis.call('SET', lk, job_id, 'PX', math.floor(lease * 1000))
+if not light then redis.call('SET', lk, job_id, 'PX', math.floor(lease * 1000)) end
 redis.call('HSET', jk, 'state', 'running', 'attempts', attempts + 1, 'worker', worker,
   'started_at', now, 'updated_at', now, 'note', '')
 redis.call('ZADD', p .. ':running', now + lease, job_id)
@@ -194,8 +197,10 @@ if redis.call('HGET', jk, 'state') ~= 'running' or redis.call('HGET', jk, 'worke
   return 0
 end
 redis.call('ZADD', p .. ':running', now + lease, job_id)
-local repo = redis.call('HGET', jk, 'repo')
-redis.call('SET', p .. ':repo-lock:' .. repo, job_id, 'PX', math.floor(lease * 1000))
+if redis.call('HGET', jk, 'kind') ~= 'command' then
+  local repo = redis.call('HGET', jk, 'repo')
+  redis.call('SET', p .. ':repo-lock:' .. repo, job_id, 'PX', math.floor(lease * 1000))
+end
 return 1
 """
 

@@ -115,6 +115,12 @@ def test_one_job_at_a_time_per_repo(redis_db: str) -> None:
     assert store.claim(second, "w2", 10, 3, 100, "9").status == "claimed"
     # A second message for a job already running is dropped.
     assert store.claim(second, "w3", 10, 3, 100, "9").status == "stale"
+    # A comment command (e.g. /selfheal stop) does not wait behind the running job, and
+    # does not take the repo for itself.
+    command = _request(store, "acme/a", "fp-cmd", kind="command")
+    assert store.claim(command, "w4", 10, 3, 100, "9").status == "claimed"
+    store.renew(command, "w4", 10)
+    assert store.client.get("selfheal:repo-lock:acme/a") in (second, second.encode())
 
 
 def test_installation_hourly_limit_defers_to_the_next_hour(redis_db: str, rdb: redis.Redis) -> None:
