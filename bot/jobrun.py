@@ -38,6 +38,7 @@ from bot.delivery.github import (
     GitHubDelivery,
     deliver_to_github,
     fetch_repo_config,
+    merge_if_green,
     merge_pull_request,
     post_config_error,
     upsert_comment,
@@ -159,6 +160,8 @@ class JobRunner:
             return self.issue()
         if kind == "incident":
             return self.incident()
+        if kind == "checks":
+            return self.checks()
         return JobOutcome(ok=False, summary=f"unknown job kind {kind!r}")
 
     # -- incidents and issues --
@@ -380,6 +383,45 @@ class JobRunner:
             url=outcome.reply_url,
             details={"status": outcome.status, "command": outcome.command},
         )
+
+    def checks(self) -> JobOutcome:
+        """A bot branch's checks went green: finish a merge the policy allowed but GitHub's
+        native auto-merge could not take (REST merge with the expected head SHA)."""
+        github = self.request.github
+        if github is None or not github.head_sha or not github.head_branch:
+            return JobOutcome(ok=False, summary="the job carries no check suite")
+        installation_id = self.installation_id()
+        gh = self.app.installation_client(installation_id)
+        with gh:
+            number = github.number or self._open_pull_for(gh, github.head_branch)
+            job_id = self.store.job_for_pull(self.request.repo, number) if number else None
+            record = self.store.get(job_id) if job_id else None
+            outcome = (record.outcome or {}) if record else {}
+            details = outcome.get("details") or {}
+            if not number or outcome.get("decision") != "merge" or not details.get("merge_pending"):
+                return JobOutcome(ok=True, summary="no merge is waiting for these checks")
+            config, _ = fetch_repo_config(gh, self.request.repo)
+        result = merge_if_green(
+            self.app,
+            self.request.repo,
+            installation_id,
+            number,
+            github.head_sha,
+            config.policy.merge_method,
+        )
+        state = "merged" if result.merged else "still waiting" if result.pending else "not merged"
+        return JobOutcome(
+            ok=True,
+            decision="merge",
+            summary=f"pull request #{number}: {state}"
+            + (f" ({result.detail})" if result.detail else ""),
+            details={"merge": dataclasses.asdict(result)},
+        )
+
+    def _open_pull_for(self, gh: GitHub[Any], branch: str) -> int | None:
+        owner, name = split_repo(self.request.repo)
+        pulls = gh.rest.pulls.list(owner, name, head=f"{owner}:{branch}", state="open").json()
+        return int(pulls[0]["number"]) if pulls else None
 
     def review(self) -> JobOutcome:
         github = self.request.github

@@ -17,8 +17,9 @@ JobState = Literal["queued", "running", "done", "failed", "quarantined"]
 JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed", "quarantined")
 ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
 # incident: Sentry/PagerDuty/CI failure; issue: labeled issue; command: /selfheal comment;
-# review: review comment on the bot's own pull request.
-JobKind = Literal["incident", "issue", "command", "review"]
+# review: review comment on the bot's own pull request; checks: green checks on a bot branch
+# (finishes a merge that waited for them).
+JobKind = Literal["incident", "issue", "command", "review", "checks"]
 
 # Upper bounds on what a job request may carry, so messages and records stay small.
 MAX_TEXT = 65_536

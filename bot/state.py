@@ -164,7 +164,8 @@ local repo = redis.call('HGET', jk, 'repo')
 local lk = p .. ':repo-lock:' .. repo
 -- Comment commands (stop, explain, merge...) only read and enqueue: they never wait behind
 -- the repo's running job, so `/selfheal stop` can reach it.
-local light = redis.call('HGET', jk, 'kind') == 'command'
+local kind = redis.call('HGET', jk, 'kind')
+local light = kind == 'command' or kind == 'checks'
 local holder = redis.call('GET', lk)
 if holder and holder ~= job_id and not light then return {'busy', holder} end
 if attempts == 0 and not light then
@@ -197,7 +198,8 @@ if redis.call('HGET', jk, 'state') ~= 'running' or redis.call('HGET', jk, 'worke
   return 0
 end
 redis.call('ZADD', p .. ':running', now + lease, job_id)
-if redis.call('HGET', jk, 'kind') ~= 'command' then
+local kind = redis.call('HGET', jk, 'kind')
+if kind ~= 'command' and kind ~= 'checks' then
   local repo = redis.call('HGET', jk, 'repo')
   redis.call('SET', p .. ':repo-lock:' .. repo, job_id, 'PX', math.floor(lease * 1000))
 end

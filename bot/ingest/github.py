@@ -259,6 +259,37 @@ def _workflow_run(
     return _ci_failure(payload, "workflow_run", obj, text(obj, "head_branch", 300), settings, key)
 
 
+def _check_suite(
+    payload: Mapping[str, Any], action: str | None, settings: Settings, key: str
+) -> Route:
+    """Green checks on a bot branch: a merge the policy allowed may be waiting for them."""
+    if action != "completed":
+        return Ignored(f"github check_suite.{action} is not acted on")
+    obj = need_mapping(payload, "check_suite")
+    branch = text(obj, "head_branch", 300) or ""
+    if not branch.startswith(BOT_BRANCH_PREFIX):
+        return Ignored(f"check suite on {branch!r}, not one of the bot's ({BOT_BRANCH_PREFIX}*)")
+    if obj.get("conclusion") != "success":
+        return Ignored(f"check suite on {branch} concluded {obj.get('conclusion')!r}")
+    repo = _repo(payload)
+    head_sha = need_text(payload, "check_suite.head_sha", 64)
+    pulls = obj.get("pull_requests")
+    first = pulls[0] if isinstance(pulls, list) and pulls and isinstance(pulls[0], Mapping) else {}
+    number = first.get("number") if isinstance(first.get("number"), int) else None
+    github = GitHubEvent(
+        event="check_suite", action=action, number=number, head_sha=head_sha, head_branch=branch
+    )
+    return NewJob(
+        kind="checks",
+        source="github",
+        repo=repo,
+        fingerprint=group_fingerprint("github-checks", repo, head_sha),
+        delivery_key=key,
+        installation_id=_installation(payload),
+        github=github,
+    )
+
+
 def _review_comment(
     payload: Mapping[str, Any], action: str | None, settings: Settings, key: str
 ) -> Route:
@@ -310,5 +341,6 @@ _HANDLERS = {
     "issue_comment": _issue_comment,
     "check_run": _check_run,
     "workflow_run": _workflow_run,
+    "check_suite": _check_suite,
     "pull_request_review_comment": _review_comment,
 }

@@ -47,6 +47,9 @@ REPOS: dict[str, dict[str, Any]] = {
     "acme/shop-bad": {"yaml": "policy:\n  auto_merge: maybe\n"},
     # auto-merge on, but the repo does not allow native auto-merge: REST merge
     "acme/shop-rest": {"yaml": "policy:\n  auto_merge: true\n"},
+    # auto-merge on, no native auto-merge, and CI slower than the job's wait for checks:
+    # the merge waits for the check suite webhook.
+    "acme/shop-late": {"yaml": "policy:\n  auto_merge: true\n", "required_checks": ["ci"]},
     "acme/shop-ci": {"yaml": ""},  # CI failures on the default branch
     "acme/shop-issue": {"yaml": ""},  # issues labelled for the bot
 }

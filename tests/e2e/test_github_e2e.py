@@ -24,6 +24,7 @@ def started(stack: Stack) -> dict[str, str]:
     return {
         "merge": stack.sentry("acme/shop", "5001", _event_id()),
         "rest": stack.sentry("acme/shop-rest", "5005", _event_id()),
+        "late": stack.sentry("acme/shop-late", "5006", _event_id()),
         "pr": stack.sentry("acme/shop-pr", "5002", _event_id()),
         "forbidden": stack.sentry("acme/shop-forbidden", "5003", _event_id()),
         "ci": send_ci_failure(stack),
@@ -200,6 +201,42 @@ def test_a_502_on_the_merge_call_does_not_merge_twice(
     assert len(stack.gh.calls_to("PUT", rf"/repos/{repo}/pulls/\d+/merge")) == 1
     assert outcome["details"]["merged"] is True
     assert stack.store.merges_today(repo) == 1
+
+
+def test_a_merge_waiting_for_slow_ci_completes_when_the_check_suite_goes_green(
+    stack: Stack, started: dict[str, str]
+) -> None:
+    repo = "acme/shop-late"
+    outcome = stack.finished(started["late"])
+    assert outcome["ok"] and outcome["decision"] == "merge", outcome
+    assert outcome["details"]["merge_pending"] is True
+    fake = stack.gh.repos[repo]
+    (pull,) = fake.pulls.values()
+    assert not pull.merged
+    head = fake.sha(pull.head)
+    assert head is not None
+    # A red suite merges nothing; the green one merges with the expected head.
+    payload: dict[str, Any] = {
+        "action": "completed",
+        "check_suite": {
+            "id": 77,
+            "head_branch": pull.head,
+            "head_sha": head,
+            "conclusion": "failure",
+            "pull_requests": [{"number": pull.number}],
+        },
+        "repository": _repo_payload(repo),
+        "installation": {"id": INSTALLATION},
+        "sender": {"login": "github-actions[bot]", "type": "Bot"},
+    }
+    assert stack.github("check_suite", payload).json()["status"] == "ignored"
+    stack.gh.complete_check(repo, head, "ci")
+    payload["check_suite"]["conclusion"] = "success"
+    response = stack.github("check_suite", payload)
+    assert response.status_code == 202, response.text
+    follow_up = stack.finished(response.json()["job"])
+    assert follow_up["ok"] and "merged" in follow_up["summary"], follow_up
+    assert pull.merged and fake.merges == [pull.number]
 
 
 def test_invalid_config_on_an_alert_is_explained_in_a_check_run(stack: Stack) -> None:
