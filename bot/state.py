@@ -385,6 +385,11 @@ class _RespProtocol(asyncio.Protocol):
                 future.set_exception(ConnectionError("the Redis connection closed"))
 
 
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("no reply from Redis within the deadline"))
+
+
 class _Multiplexer:
     """One pipelined connection for the web process's hot path: each script call is written
     as it comes and its reply read in order, so concurrent webhooks share round trips and
@@ -430,15 +435,31 @@ class _Multiplexer:
             raise redis.exceptions.ResponseError(str(reply))
         return reply
 
-    async def evalsha(self, script: str, sha: str, args: list[Any]) -> Any:
-        protocol = await self._connect()
+    async def evalsha(
+        self, script: str, sha: str, args: list[Any], deadline: float = REDIS_DEADLINE
+    ) -> Any:
+        """One script call, answered or failed (TimeoutError) within `deadline` seconds. The
+        deadline is a timer on the reply's future, not an asyncio.timeout around the call:
+        that would arm and disarm task cancellation on every webhook."""
+        protocol = self.protocol
+        if protocol is None or protocol.closed:
+            async with asyncio.timeout(deadline):
+                protocol = await self._connect()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        timer = loop.call_later(deadline, _expire, future)
+        protocol.send(hiredis.pack_command(("EVALSHA", sha, 0, *args)), future)
         try:
+            reply = await future
+        finally:
+            timer.cancel()
+        if not isinstance(reply, hiredis.ReplyError):
+            return reply
+        if not str(reply).startswith("NOSCRIPT"):
+            raise redis.exceptions.ResponseError(str(reply))
+        async with asyncio.timeout(deadline):  # Redis restarted or was flushed: load it again
+            await self._send(protocol, "SCRIPT", "LOAD", script)
             return await self._send(protocol, "EVALSHA", sha, 0, *args)
-        except redis.exceptions.ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        await self._send(protocol, "SCRIPT", "LOAD", script)  # Redis restarted or was flushed
-        return await self._send(protocol, "EVALSHA", sha, 0, *args)
 
     def close(self) -> None:
         if self.protocol is not None and self.protocol.transport is not None:
@@ -456,10 +477,11 @@ class AsyncIntake:
         self._join = self.client.register_script(_JOIN)
         self._mux = _Multiplexer(url) if _Multiplexer.supports(url) else None
 
-    async def _script(self, script: Any, args: list[Any]) -> Any:
+    async def _script(self, script: Any, args: list[Any], deadline: float) -> Any:
         if self._mux is not None:
-            return await self._mux.evalsha(script.script, script.sha, args)
-        return await script(args=args)  # rediss://, unix://: redis-py's own connections
+            return await self._mux.evalsha(script.script, script.sha, args, deadline)
+        async with asyncio.timeout(deadline):  # rediss://, unix://: redis-py's own connections
+            return await script(args=args)
 
     async def join(
         self,
@@ -469,10 +491,9 @@ class AsyncIntake:
         deadline: float = REDIS_DEADLINE,
     ) -> Admission | None:
         """Count the event on the job that owns its delivery or fingerprint; None if none."""
-        async with asyncio.timeout(deadline):
-            args = _join_args(fingerprint, delivery_key, delivery_ttl)
-            result = await self._script(self._join, args)
-        if _s(result[0]) == "new":
+        args = _join_args(fingerprint, delivery_key, delivery_ttl)
+        result = await self._script(self._join, args, deadline)
+        if result[0] == b"new":
             return None
         return Admission(_s(result[0]), _s(result[1]), _s(result[2]))
 
@@ -483,9 +504,8 @@ class AsyncIntake:
         delivery_ttl: int,
         deadline: float = REDIS_DEADLINE,
     ) -> Admission:
-        async with asyncio.timeout(deadline):
-            args = _admit_args(request, delivery_key, delivery_ttl)
-            result = await self._script(self._admit, args)
+        args = _admit_args(request, delivery_key, delivery_ttl)
+        result = await self._script(self._admit, args, deadline)
         return Admission(_s(result[0]), _s(result[1]), _s(result[2]))
 
     async def record_installation(

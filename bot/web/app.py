@@ -9,6 +9,7 @@ May import: bot.ingest, bot.state, bot.jobs, bot.metrics, bot.settings.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ import redis.exceptions
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -86,14 +87,30 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise PayloadError("invalid Content-Length header")
         if int(length) > limit:
             raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
+    # The ASGI messages directly, not request.stream(): an async generator per request costs
+    # more than the body, which nearly always arrives in one message.
+    receive = request.receive
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ClientDisconnect
+    body: bytes = message.get("body", b"")
+    if len(body) > limit:
+        raise _TooLarge
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -103,6 +120,17 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+@functools.cache
+def _counted(source: str, outcome: str) -> Any:
+    """The labelled counter child, looked up once (`labels()` takes a lock and builds a key)."""
+    return metrics.WEBHOOKS.labels(source, outcome)
+
+
+@functools.cache
+def _timed(source: str) -> Any:
+    return metrics.WEBHOOK_SECONDS.labels(source)
 
 
 class Receiver:
@@ -140,8 +168,8 @@ class Receiver:
                 {"status": "error", "error": "internal error; retry later"},
                 {"Retry-After": RETRY_AFTER},
             )
-        metrics.WEBHOOKS.labels(source_name, outcome).inc()
-        metrics.WEBHOOK_SECONDS.labels(source_name).observe(time.perf_counter() - started)
+        _counted(source_name, outcome).inc()
+        _timed(source_name).observe(time.perf_counter() - started)
         return response
 
     async def _handle(self, source: _Source, request: Request) -> tuple[Response, str]:
@@ -199,7 +227,7 @@ class Receiver:
             resource = headers.get("sentry-hook-resource")
             if not resource:
                 raise PayloadError("missing header: Sentry-Hook-Resource")
-            return sentry.route(resource[:100], _parse(body), self.settings)
+            return sentry.route_body(resource[:100], body, self.settings, _parse)
         webhook_id = headers.get("x-webhook-id")
         return pagerduty.route(
             _parse(body), self.settings, webhook_id[:200] if webhook_id else None
