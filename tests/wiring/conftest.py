@@ -6,22 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from bot.settings import Settings, load_settings
 from bot.state import JobStore
+from tests import test_cli_fix
+from tests.intake import conftest as intake
 
 ADMIN = "wiring-admin-token-0123456789"
 WEBHOOK_SECRET = "wiring-webhook-secret-abcdef"
 
-
-@pytest.fixture
-def redis_db(redis_url: str) -> Iterator[str]:
-    """The session's redis-server, emptied before each test."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    client.close()
-    yield redis_url
+redis_db = intake.redis_db  # the session's redis-server, emptied before each test
+sample = test_cli_fix.sample  # the demo repository, incident and model script in tmp_path
 
 
 @pytest.fixture
