@@ -73,3 +73,19 @@ def test_job_lines_carry_job_id_repo_and_delivery_id_and_no_secret(
     # Once the job has ended, the context is gone: later lines carry no job id.
     structlog.get_logger("selfheal.test").info("after.job")
     assert "job_id" not in _lines(log_lines)[-1]
+
+
+def test_uvicorn_lines_started_by_its_own_command_use_the_same_handler(
+    settings: Settings, log_lines: io.StringIO
+) -> None:
+    import logging.config
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    # What `uvicorn --factory bot.web:create_app` does before calling the factory.
+    logging.config.dictConfig(LOGGING_CONFIG)
+    configure_logging(settings, fmt="json", stream=log_lines)
+    logging.getLogger("uvicorn.error").warning("Started server process with %s", WEBHOOK_SECRET)
+    line = _lines(log_lines)[-1]
+    assert line["logger"] == "uvicorn.error" and line["level"] == "warning"
+    assert WEBHOOK_SECRET not in log_lines.getvalue()
