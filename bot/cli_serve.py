@@ -1,6 +1,7 @@
 """`selfheal serve` (the webhook receiver under uvicorn) and `selfheal worker` (the job consumer).
 
-May import: bot.cli, bot.web, bot.worker, bot.settings, bot.metrics.
+May import: bot.cli, bot.web, bot.worker, bot.settings, bot.metrics, bot.logging,
+bot.telemetry.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def serve(
         application = create_app(settings, bare_route=bare_route)
     except SelfhealError as error:
         raise fail(error) from None
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    # log_config=None: uvicorn's lines go through the handler bot.logging installed.
+    uvicorn.run(
+        application, host=host, port=port, log_level="warning", access_log=False, log_config=None
+    )
 
 
 @app.command()
@@ -43,21 +47,39 @@ def worker(
     metrics_port: int = typer.Option(
         0, "--metrics-port", help="Serve this worker's Prometheus metrics on this port (0: off)."
     ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1",
+        "--metrics-host",
+        help="Address the metrics port listens on (0.0.0.0 in a container).",
+    ),
 ) -> None:
     """Consume queued jobs and run them (redelivers a dead worker's job within one lease)."""
+    from bot.logging import configure_logging
+    from bot.telemetry import init_telemetry
     from bot.worker import JobWorker
 
     try:
         settings = load_settings()
+        configure_logging(settings)
+        # Before the broker exists: the Dramatiq integration patches Broker.__init__.
+        init_telemetry(settings, "worker")
         job_worker = JobWorker(settings, threads=threads)
     except SelfhealError as error:
         raise fail(error) from None
     if metrics_port:
         from prometheus_client import start_http_server
 
-        from bot.metrics import REGISTRY
+        from bot import __version__
+        from bot.metrics import REGISTRY, set_build_info
 
-        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
+        set_build_info(__version__)
+        try:
+            start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot listen on {metrics_host}:{metrics_port} ({exc.strerror or exc})",
+                param_hint="--metrics-port",
+            ) from None
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

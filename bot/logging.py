@@ -24,6 +24,7 @@ from bot.settings import Settings
 LogFormat = Literal["auto", "json", "console"]
 
 JOB_KEYS = ("delivery_id", "job_id", "repo")
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def redact_processor(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
@@ -119,6 +120,12 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level_name.upper())
+    # uvicorn's own log config (the `uvicorn` command installs it) gives its loggers private
+    # handlers; send their lines through this handler instead.
+    for name in UVICORN_LOGGERS:
+        library_logger = logging.getLogger(name)
+        library_logger.handlers.clear()
+        library_logger.propagate = True
 
 
 def get_logger(name: str | None = None) -> Any:

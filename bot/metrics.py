@@ -2,10 +2,15 @@
 
 The web app serves `REGISTRY` at /metrics; `selfheal worker --metrics-port` serves the
 worker's. Gauges that describe Redis (queue depth, quarantined jobs) are set at scrape time.
+Counters are moved where the thing happens: decisions in bot.pipeline, model calls in
+bot.agent.providers (every provider is wrapped by `make_model`), sandbox runs in
+bot.sandbox.process (every backend's result passes there), jobs in bot.worker.
 May import: nothing from bot.
 """
 
 from __future__ import annotations
+
+import platform
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -62,3 +67,56 @@ JOBS_REQUEUED = Counter(
     "Jobs requeued because their worker stopped renewing the lease.",
     registry=REGISTRY,
 )
+JOBS_QUARANTINED_TOTAL = Counter(
+    "selfheal_quarantines_total",
+    "Jobs this worker set aside as dead letters after their worker died on every attempt.",
+    registry=REGISTRY,
+)
+DECISIONS = Counter(
+    "selfheal_decisions_total",
+    "Policy decisions made, by action (merge, pr, draft_pr, report).",
+    ["action"],
+    registry=REGISTRY,
+)
+MODEL_CALLS = Counter(
+    "selfheal_model_calls_total",
+    "Model calls, by agent role, provider:model and outcome (ok, error).",
+    ["role", "model", "outcome"],
+    registry=REGISTRY,
+)
+MODEL_TOKENS = Counter(
+    "selfheal_model_tokens_total",
+    "Model tokens, by agent role, provider:model and direction (input, output).",
+    ["role", "model", "direction"],
+    registry=REGISTRY,
+)
+MODEL_COST_USD = Counter(
+    "selfheal_model_cost_usd_total",
+    "Model spend in US dollars from the price table, by agent role and provider:model.",
+    ["role", "model"],
+    registry=REGISTRY,
+)
+SANDBOX_RUNS = Counter(
+    "selfheal_sandbox_runs_total",
+    "Sandboxed commands run, by backend and outcome (ok, failed, limit).",
+    ["backend", "outcome"],
+    registry=REGISTRY,
+)
+SANDBOX_LIMITS = Counter(
+    "selfheal_sandbox_limits_total",
+    "Sandboxed commands stopped by a limit, by backend and limit "
+    "(timeout, cpu, memory, pids, file_size, output).",
+    ["backend", "limit"],
+    registry=REGISTRY,
+)
+BUILD_INFO = Gauge(
+    "selfheal_build_info",
+    "Always 1; the labels say which version of the bot and of Python this process runs.",
+    ["version", "python"],
+    registry=REGISTRY,
+)
+
+
+def set_build_info(version: str) -> None:
+    """Publish `selfheal_build_info{version, python} 1` (called once per process)."""
+    BUILD_INFO.labels(version, platform.python_version()).set(1)

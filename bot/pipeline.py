@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import metrics
 from bot.errors import ConfigError, UsageError
 from bot.evidence import Evidence
 from bot.incident import Incident
@@ -144,6 +145,7 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
                 job_error=job_error,
             )
         )
+        metrics.DECISIONS.labels(decision.action.label).inc()
         report = Report(
             job_id=request.job_id,
             incident=incident,

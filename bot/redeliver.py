@@ -3,7 +3,8 @@
 Lists `GET /app/hook/deliveries` (JWT auth) newest first back to `since`, groups attempts by
 `guid` (= X-GitHub-Delivery, shared by redeliveries) and asks for one redelivery
 (`POST /app/hook/deliveries/{id}/attempts`) of each group with no successful attempt.
-May import: bot.settings, bot.errors.
+Calls go through the App's own client (bot.github.app: JWT cache, rate-limit waits, read
+retries, paced writes). May import: bot.settings, bot.errors, bot.github.app.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from githubkit import AppAuthStrategy, GitHub
+from githubkit import GitHub
 
 from bot.errors import SettingsError
+from bot.github.app import GitHubApp
 from bot.settings import Settings
 
 _CURSOR = re.compile(r"<[^>]*[?&]cursor=([^&>]+)[^>]*>;\s*rel=\"next\"")
@@ -45,19 +47,8 @@ class RedeliveryReport:
 
 
 def app_client(settings: Settings) -> GitHub[Any]:
-    key = settings.private_key()
-    if settings.github_app_id is None or key is None:
-        raise SettingsError(
-            "GITHUB_APP_ID and GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) must be set "
-            "to list the App's deliveries"
-        )
-    return GitHub(
-        AppAuthStrategy(settings.github_app_id, key),
-        base_url=settings.github_api_url,
-        auto_retry=False,
-        http_cache=False,
-        timeout=30.0,
-    )
+    """The App-authenticated (JWT) client; SettingsError naming what to set without an App."""
+    return GitHubApp.from_settings(settings).app_client
 
 
 def redeliver_failed(

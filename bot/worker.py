@@ -9,8 +9,10 @@ Delivery is at least once; the job record makes execution at most once per attem
   - the bot counts attempts itself: a job whose worker died `SELFHEAL_MAX_ATTEMPTS` times is
     quarantined and reported, and the queue keeps flowing.
 The handler is `bot.pipeline.run_job(request, settings)` unless SELFHEAL_JOB_HANDLER names
-another `module:function`. May import: bot.state, bot.jobs, bot.ingest.enrich, bot.metrics,
-bot.settings, bot.errors, bot.redeliver, and bot.pipeline (lazily, as the default handler).
+another `module:function`. Every line logged while a job runs carries its delivery id, job id
+and repo (bot.logging.job_context).
+May import: bot.state, bot.jobs, bot.ingest.enrich, bot.metrics, bot.settings, bot.errors,
+bot.logging, bot.redeliver, and bot.pipeline (lazily, as the default handler).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bot import metrics
 from bot.errors import SettingsError
 from bot.ingest.enrich import enrich
 from bot.jobs import JobOutcome, JobRequest
+from bot.logging import job_context
 from bot.settings import Settings
 from bot.state import ACTOR_NAME, DRAMATIQ_NAMESPACE, QUEUE_NAME, JobStore
 
@@ -110,10 +113,14 @@ class JobWorker:
             log.exception("job.worker_error", job=job_id)
 
     def _run(self, job_id: str) -> None:
-        settings = self.settings
         request = self.store.request(job_id)
         if request is None:
             return
+        with job_context(delivery_id=request.delivery_id, job_id=job_id, repo=request.repo):
+            self._run_request(job_id, request)
+
+    def _run_request(self, job_id: str, request: JobRequest) -> None:
+        settings = self.settings
         installation = (
             request.installation_id
             or self.store.installation_for(request.repo)
@@ -198,6 +205,7 @@ class JobWorker:
                 metrics.JOBS_REQUEUED.inc()
                 log.warning("job.requeued", job=job_id, reason="lease expired")
             elif action == "quarantined":
+                metrics.JOBS_QUARANTINED_TOTAL.inc()
                 log.error(
                     "job.quarantined",
                     job=job_id,

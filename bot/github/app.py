@@ -197,7 +197,7 @@ class GitHubApp:
         if settings.github_app_id is None or not key:
             raise SettingsError(
                 "GITHUB_APP_ID and GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) are needed "
-                "to talk to GitHub; run `selfheal setup` or set them"
+                "to talk to GitHub; open /setup on the web process to create the App, or set them"
             )
         return cls(
             settings.github_app_id,

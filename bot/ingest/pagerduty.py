@@ -1,15 +1,15 @@
 """PagerDuty V3 webhooks -> Route.
 
 Jobs start on `incident.triggered` and `incident.reopened`; the service -> repo mapping is
-PAGERDUTY_SERVICE_REPOS. Alerts (with stack traces) are fetched by the worker.
-May import: bot.ingest.routes, bot.incident, bot.settings.
+PAGERDUTY_SERVICE_REPOS. The incident is read by bot.readers; alerts (with stack traces) are
+fetched by the worker. May import: bot.ingest.routes, bot.errors, bot.settings, bot.readers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.incident import Incident
+from bot.errors import IncidentFormatError
 from bot.ingest.routes import (
     Ignored,
     NewJob,
@@ -21,6 +21,7 @@ from bot.ingest.routes import (
     need_text,
     text,
 )
+from bot.readers import from_pagerduty_webhook
 from bot.settings import Settings
 
 ACTED_ON = ("incident.triggered", "incident.reopened")
@@ -49,23 +50,12 @@ def route(payload: Any, settings: Settings, webhook_id: str | None) -> Route:
             f"{service_id}=owner/repo to PAGERDUTY_SERVICE_REPOS"
         )
     key = webhook_id or need_text(payload, "event.id", 200)
-    priority = text(data, "priority.summary", 50)
-    incident = Incident(
-        source="pagerduty",
-        title=text(data, "title", 500) or f"PagerDuty incident {incident_id}",
-        repo=repo,
-        severity=priority or text(data, "urgency", 50),
-        first_seen=text(data, "created_at", 64),
-        links=tuple(u for u in (text(data, "html_url", 2000),) if u),
-        external_id=incident_id,
-        extra={
-            "service_id": service_id,
-            "incident_number": data.get("number") if isinstance(data.get("number"), int) else None,
-            "incident_key": text(data, "incident_key", 500),
-            "event_type": event_type,
-            "needs_alerts": True,
-        },
-    )
+    try:
+        incident = from_pagerduty_webhook(payload, service_repos=settings.pagerduty_service_repos)
+    except IncidentFormatError as exc:
+        raise PayloadError(str(exc)) from None
+    # The worker fetches the incident's alerts (where stack traces live) before the job runs.
+    incident = incident.with_changes(repo=repo, extra={**incident.extra, "needs_alerts": True})
     return NewJob(
         kind="incident",
         source="pagerduty",

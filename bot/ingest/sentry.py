@@ -2,8 +2,9 @@
 
 Jobs start on `issue.created`, `event_alert.triggered` and `error.created`. The repository
 comes from SENTRY_PROJECT_REPOS (`org/project=owner/repo`; a bare `project` key also
-matches). Grouping is by Sentry issue id, so every event of one issue joins one job.
-May import: bot.ingest.routes, bot.incident, bot.jobs, bot.settings, bot.readers.
+matches). Grouping is by Sentry issue id, so every event of one issue joins one job. The
+incident is read by bot.readers. May import: bot.ingest.routes, bot.incident, bot.jobs,
+bot.settings, bot.errors, bot.readers.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ from typing import Any
 
 import msgspec
 
-from bot.incident import Frame, Incident
+from bot.errors import IncidentFormatError
+from bot.incident import Incident
 from bot.ingest.routes import (
     Ignored,
     NewJob,
     PayloadError,
     Route,
-    get,
     group_fingerprint,
     need_mapping,
     need_text,
     text,
 )
 from bot.jobs import MAX_FRAMES
+from bot.readers import from_sentry_webhook
 from bot.settings import Settings
 
 ACTED_ON = {("issue", "created"), ("event_alert", "triggered"), ("error", "created")}
@@ -183,17 +185,8 @@ def _issue(payload: Mapping[str, Any], issue: Mapping[str, Any], settings: Setti
     repo = _mapped(settings, org, project)
     if isinstance(repo, Ignored):
         return repo
-    incident = _incident_from_readers("issue", payload, settings) or Incident(
-        source="sentry",
-        title=text(issue, "title", 500) or f"Sentry issue {issue_id}",
-        error_type=text(issue, "metadata.type", 200),
-        error_message=text(issue, "metadata.value", 2000),
-        severity=text(issue, "level", 50),
-        first_seen=text(issue, "firstSeen", 64),
-        last_seen=text(issue, "lastSeen", 64),
-        links=tuple(u for u in (text(issue, "web_url", 2000), text(issue, "permalink", 2000)) if u),
-        external_id=issue_id,
-        extra={"culprit": text(issue, "culprit", 500), "short_id": text(issue, "shortId", 100)},
+    incident = _read("issue", payload, settings) or Incident(
+        source="sentry", title=text(issue, "title", 500) or f"Sentry issue {issue_id}"
     )
     incident = incident.with_changes(
         repo=repo,
@@ -230,13 +223,12 @@ def _event(
     extra = {"sentry_org": org, "sentry_project": project, "event_id": event_id}
 
     def build() -> Incident:
-        incident = _incident_from_readers(resource, payload, settings)
-        if incident is None:
-            incident = event_incident(event, repo=repo, external_id=issue_id, extra=extra)
-        else:
-            incident = incident.with_changes(
-                repo=repo, external_id=issue_id, extra={**incident.extra, **extra}
-            )
+        incident = _read(resource, payload, settings) or Incident(
+            source="sentry", title=text(event, "title", 500) or f"Sentry issue {issue_id}"
+        )
+        incident = incident.with_changes(
+            repo=repo, external_id=issue_id, extra={**incident.extra, **extra}
+        )
         if not incident.frames:
             incident = incident.with_changes(extra={**incident.extra, "needs_event": True})
         return incident
@@ -251,82 +243,16 @@ def _event(
     )
 
 
-def _incident_from_readers(
-    resource: str, payload: Mapping[str, Any], settings: Settings
-) -> Incident | None:
+def _read(resource: str, payload: Mapping[str, Any], settings: Settings) -> Incident | None:
+    """The incident bot.readers reads from the webhook (at most MAX_FRAMES innermost frames),
+    or None when it cannot: the job then starts from the title and the worker fetches the
+    latest event from the API."""
     try:
-        from bot.readers import from_sentry_webhook  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    try:
-        incident: Incident = from_sentry_webhook(
+        incident = from_sentry_webhook(
             resource, payload, project_repos=settings.sentry_project_repos
         )
-    except Exception:  # a reader's complaint about an optional field must not lose the alert
+    except IncidentFormatError:
         return None
+    if len(incident.frames) > MAX_FRAMES:
+        incident = incident.with_changes(frames=incident.frames[-MAX_FRAMES:])
     return incident
-
-
-# Minimal reading of a Sentry event (webhook shape), replaced by bot.readers on merge.
-def event_incident(
-    event: Mapping[str, Any],
-    repo: str | None = None,
-    external_id: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Incident:
-    values = get(event, "exception.values")
-    exc: Mapping[str, Any] = {}
-    if isinstance(values, list) and values and isinstance(values[-1], Mapping):
-        exc = values[-1]
-    frames: list[Frame] = []
-    raw = get(exc, "stacktrace.frames")
-    if isinstance(raw, list):
-        for item in raw[-MAX_FRAMES:]:
-            if not isinstance(item, Mapping):
-                continue
-            file = (
-                text(item, "filename", 1000)
-                or text(item, "abs_path", 1000)
-                or text(item, "module", 1000)
-            )
-            if not file:
-                continue
-            line = item.get("lineno")
-            context = [
-                *_strings(item.get("pre_context")),
-                text(item, "context_line", 500) or "",
-                *_strings(item.get("post_context")),
-            ]
-            frames.append(
-                Frame(
-                    file=file,
-                    line=line if isinstance(line, int) and not isinstance(line, bool) else None,
-                    function=text(item, "function", 300),
-                    in_app=item.get("in_app") is not False,
-                    context=tuple(c for c in context if c)[:15],
-                    module=text(item, "module", 300),
-                )
-            )
-    return Incident(
-        source="sentry",
-        title=text(event, "title", 500) or text(exc, "type", 200) or "Sentry event",
-        error_type=text(exc, "type", 200) or text(event, "metadata.type", 200),
-        error_message=text(exc, "value", 2000) or text(event, "metadata.value", 2000),
-        frames=tuple(frames),
-        ref=text(event, "release", 200),
-        links=tuple(u for u in (text(event, "web_url", 2000),) if u),
-        severity=text(event, "level", 50),
-        repo=repo,
-        external_id=external_id,
-        extra={
-            "culprit": text(event, "culprit", 500),
-            "environment": text(event, "environment", 200),
-            **(extra or {}),
-        },
-    )
-
-
-def _strings(value: Any) -> list[str]:
-    if not isinstance(value, list):
-        return []
-    return [v[:500] for v in value[:7] if isinstance(v, str)]

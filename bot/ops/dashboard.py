@@ -50,7 +50,7 @@ from bot.ops.setup_flow import github_web_url
 from bot.settings import Settings
 
 SOURCES = ("github", "sentry", "pagerduty", "cli")
-STATES = ("queued", "running", "done", "failed", "dead")
+STATES = ("queued", "running", "done", "failed", "quarantined")
 DECISIONS = ("merge", "pr", "draft_pr", "report")
 MAX_FORM = 4096
 OAUTH_COOKIE = "selfheal_oauth_state"

@@ -265,6 +265,7 @@ class BwrapSandbox:
                 cwd=workdir,
                 limits=limits,
                 on_output=on_output,
+                backend=self.name,
                 parked=parked,
             )
         finally:

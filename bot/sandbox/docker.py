@@ -122,6 +122,7 @@ class DockerSandbox:
                 cwd=workdir,
                 limits=limits,
                 on_output=on_output,
+                backend=self.name,
             )
         finally:
             subprocess.run(

@@ -49,4 +49,5 @@ class PlainSandbox:
             cwd=workdir,
             limits=limits,
             on_output=on_output,
+            backend=self.name,
         )

@@ -1,5 +1,6 @@
 """Supervise one sandboxed process tree: stream its output, keep head and tail, enforce the
-wall clock and the output cap, and say which limit stopped it. May import: bot.sandbox.
+wall clock and the output cap, and say which limit stopped it; count each run in
+bot.metrics. May import: bot.sandbox, bot.metrics.
 
 Shared by every backend; the backend only builds the argv and the environment.
 """
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from bot import metrics
 from bot.errors import SandboxError
 from bot.sandbox import CommandResult, LimitName, Limits, OutputCallback
 from bot.sandbox.cgroup import Cgroup
@@ -120,6 +122,7 @@ def supervise(
     cgroup: Cgroup | None = None,
     pass_fds: Sequence[int] = (),
     parked: Parked | None = None,
+    backend: str = "unknown",
 ) -> CommandResult:
     """Run `argv` in a new session under `limits`; kill the whole tree on any limit.
 
@@ -222,9 +225,17 @@ def supervise(
         hit = _infer_limit(exit_code, buffer)
         if hit is not None and exit_code >= 128:
             exit_code = 137
+    _count(backend, exit_code, hit)
     return CommandResult(
         tuple(shown_argv), exit_code, duration, buffer.text(), buffer.truncated, hit
     )
+
+
+def _count(backend: str, exit_code: int, hit: LimitName | None) -> None:
+    outcome = "limit" if hit is not None else ("ok" if exit_code == 0 else "failed")
+    metrics.SANDBOX_RUNS.labels(backend, outcome).inc()
+    if hit is not None:
+        metrics.SANDBOX_LIMITS.labels(backend, hit).inc()
 
 
 def count_descendants(root: int) -> int:

@@ -4,7 +4,12 @@ admitted to Redis (dedupe, grouping, enqueue) in one script and answered at once
 
 Response contract (docs/intake.md): 202 queued, 200 duplicate/ignored/recorded/pong,
 400 malformed, 401 bad signature, 404 source not enabled, 413 too large, 503 Redis down.
-May import: bot.ingest, bot.state, bot.jobs, bot.metrics, bot.settings.
+The operator pages are mounted after the webhook routes: `/setup` (bot.ops.setup_flow) and
+the jobs dashboard at `/` (bot.ops.dashboard, reading the job store through
+bot.web.jobsource). Logging (bot.logging) and the bot's own Sentry (bot.telemetry) are
+configured here, once per process.
+May import: bot.ingest, bot.state, bot.jobs, bot.metrics, bot.settings, bot.logging,
+bot.telemetry, bot.ops, bot.web.jobsource.
 """
 
 from __future__ import annotations
@@ -23,15 +28,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from bot import metrics
+from bot import __version__, metrics
 from bot.ingest import github, pagerduty, sentry, signatures
 from bot.ingest.routes import Ignored, InstallationChange, NewJob, PayloadError, Pong
 from bot.ingest.routes import Route as Decision
 from bot.jobs import JobRequest
+from bot.logging import configure_logging
+from bot.ops.dashboard import JobSource, dashboard_routes
+from bot.ops.setup_flow import setup_routes
 from bot.settings import Settings, load_settings
-from bot.state import AsyncIntake, new_job_id
+from bot.state import AsyncIntake, JobStore, new_job_id
+from bot.telemetry import init_telemetry
+from bot.web.jobsource import StoreJobSource
 
 log = structlog.get_logger("selfheal.web")
 
@@ -289,11 +299,16 @@ def create_app(
     settings: Settings | None = None,
     *,
     intake: AsyncIntake | None = None,
+    job_source: JobSource | None = None,
     bare_route: bool = False,
 ) -> Starlette:
     """The ASGI app. `bare_route` adds `POST /bench/bare` (202, no work) for benchmarks."""
     settings = settings or load_settings()
+    configure_logging(settings)
+    init_telemetry(settings, "web")
+    metrics.set_build_info(__version__)
     store = intake or AsyncIntake(settings.redis_url)
+    jobs = job_source or StoreJobSource(JobStore(settings.redis_url), settings)
     receiver = Receiver(settings, store)
 
     def webhook(source: str) -> Callable[[Request], Awaitable[Response]]:
@@ -332,7 +347,7 @@ def create_app(
     async def bare(request: Request) -> Response:
         return _json(202, {"status": "queued", "job": "bare"})
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/webhooks/github", webhook("github"), methods=["POST"]),
         Route("/webhooks/sentry", webhook("sentry"), methods=["POST"]),
         Route("/webhooks/pagerduty", webhook("pagerduty"), methods=["POST"]),
@@ -342,10 +357,14 @@ def create_app(
     ]
     if bare_route:
         routes.append(Route("/bench/bare", bare, methods=["POST"]))
+    routes.extend(setup_routes(settings))
+    routes.extend(dashboard_routes(settings, jobs))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await store.close()
+        if isinstance(jobs, StoreJobSource):
+            jobs.store.client.close()
 
     return Starlette(routes=routes, lifespan=lifespan)

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.testclient import TestClient
 
 from tests.intake.conftest import ROOT, send_sentry, sentry_alert, signed_headers, wait_for
+from tests.support.http import send_json, serving
 from tests.support.services import free_port, wait_for_port
 
 
@@ -123,14 +123,7 @@ class _GitHubHandler(BaseHTTPRequestHandler):
         return str(claims["iss"]) == str(self.server.app_id)
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body, headers)
 
     def do_GET(self) -> None:
         if not self._authorized():
@@ -195,9 +188,7 @@ def test_redeliver_redelivers_each_failed_delivery_once(
         _delivery(7, "ccc", "timed out", 5),  # same guid: one redelivery for both
         _delivery(6, "ddd", "timed out", 100),  # older than --since: left alone
     ]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         app_env = {
             **env,
             "GITHUB_APP_ID": "4242",
@@ -215,9 +206,6 @@ def test_redeliver_redelivers_each_failed_delivery_once(
         assert server.auth_errors == 0
         bad = _cli(app_env, "redeliver", "--since", "three days")
         assert bad.returncode == 2 and "--since" in bad.stderr
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_redeliver_without_app_settings_says_what_to_set(env: dict[str, str]) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.intake.conftest import fixture_json
+from tests.support.http import send_json, serving
 
 SENTRY_TOKEN = "sntrys_test_token"
 PAGERDUTY_TOKEN = "pd_test_token"
@@ -78,12 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def do_GET(self) -> None:
         self.server.requests.append((self.path, dict(self.headers)))
@@ -114,10 +108,5 @@ def vendor_api() -> Iterator[_Server]:
     """One server playing both APIs: Sentry under /api/0, PagerDuty at the root."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -9,7 +9,6 @@ GET /v1/models with `Authorization: Bearer`. Anthropic under /anthropic: GET /v1
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.http import send_json, serving
 
 
 def new_private_key() -> str:
@@ -82,12 +83,7 @@ def fake_vendors() -> Iterator[Vendors]:
 
     class Handler(BaseHTTPRequestHandler):
         def reply(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def record(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
@@ -223,10 +219,5 @@ def fake_vendors() -> Iterator[Vendors]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     vendors.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield vendors
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -21,10 +21,11 @@ import pytest
 import yaml
 
 from bot.settings import Settings
+from bot.state import queue_key
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "selfheal"
-QUEUE_LIST = "selfheal.dramatiq:selfheal-jobs"  # Dramatiq's Redis list for the job queue
+QUEUE_LIST = queue_key()  # Dramatiq's Redis list for the job queue
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +126,7 @@ def test_chart_renders_web_worker_and_secrets(helmrender: Path, tmp_path: Path) 
     pod = worker["spec"]["template"]["spec"]
     assert pod["securityContext"]["seccompProfile"] == {"type": "Unconfined"}
     assert {"name": "SELFHEAL_LOG_FORMAT", "value": "json"} in container(worker)["env"]
+    assert_worker_metrics_reachable(container(worker)["command"])
 
 
 def test_chart_requires_an_external_redis(helmrender: Path, tmp_path: Path) -> None:
@@ -218,6 +220,19 @@ def test_dockerfile_runs_as_non_root_with_sandbox_tools_and_healthcheck() -> Non
     assert instructions[0][0] == "FROM" and "python:3.11" in instructions[0][1]
 
 
+def assert_worker_metrics_reachable(command: list[str]) -> None:
+    """The worker serves metrics on every address of its container, with flags the CLI has."""
+    from typer.main import get_command
+
+    from bot.cli import app
+
+    flags = dict(zip(command[2::2], command[3::2], strict=False))
+    assert flags["--metrics-host"] == "0.0.0.0" and int(flags["--metrics-port"]) > 0
+    worker = get_command(app).commands["worker"]  # type: ignore[attr-defined]
+    known = {opt for param in worker.params for opt in param.opts}
+    assert set(flags) <= known
+
+
 def test_compose_has_web_worker_and_persistent_redis() -> None:
     compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
     services = compose["services"]
@@ -227,6 +242,7 @@ def test_compose_has_web_worker_and_persistent_redis() -> None:
     assert "--appendonly yes" in command
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
     assert services["worker"]["command"][:2] == ["selfheal", "worker"]
+    assert_worker_metrics_reachable(services["worker"]["command"])
     assert services["web"]["ports"] == ["${SELFHEAL_PORT:-8000}:8000"]
     for name in ("web", "worker"):
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"

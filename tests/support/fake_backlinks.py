@@ -5,12 +5,13 @@ Sentry `{id, data: {text}}`)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.http import send_json, serving
 
 
 @dataclass
@@ -54,19 +55,9 @@ def fake_backlinks() -> Iterator[BacklinkServer]:
                     }
             elif self.path.startswith("/sentry/api/0/issues/") and self.path.endswith("/comments/"):
                 status, data = 201, {"id": "1234", "type": "note", "data": {"text": body["text"]}}
-            payload = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            send_json(self, status, data)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(server, poll_interval=0.05):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.http import send_json, serving
 
 
 @dataclass
@@ -72,22 +73,12 @@ def sentry_ingest() -> Iterator[Ingest]:
                 return
             ingest.raw.append(body)
             ingest.paths.append(self.path)
-            reply = b'{"id":"00000000000000000000000000000000"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
+            send_json(self, 200, {"id": "0" * 32})
 
         def log_message(self, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     ingest.dsn = f"http://publickey@127.0.0.1:{server.server_address[1]}/1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield ingest
-    finally:
-        server.shutdown()
-        server.server_close()

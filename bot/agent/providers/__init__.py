@@ -4,7 +4,8 @@ Providers: `openai:MODEL` (OPENAI_API_KEY, OPENAI_BASE_URL), `openai-compatible:
 (OPENAI_COMPATIBLE_BASE_URL, OPENAI_COMPATIBLE_API_KEY), `anthropic:MODEL` (ANTHROPIC_API_KEY,
 ANTHROPIC_BASE_URL) and `scripted:FILE` (replays turns from a script or a trajectory).
 May import: bot.errors, bot.redact, bot.settings, bot.agent.messages, bot.agent.pricing,
-bot.agent.trajectory and the modules of this package.
+bot.agent.trajectory and the modules of this package. Every model `make_model` returns counts
+its calls, tokens and cost in bot.metrics (providers/metered.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from bot.agent.messages import ChatModel
 from bot.agent.pricing import PriceTable, load_prices
+from bot.agent.providers.metered import MeteredModel
 from bot.agent.providers.retry import RetryPolicy
 from bot.agent.providers.scripted import Script, ScriptedModel, load_script
 from bot.errors import SettingsError, UsageError
@@ -93,6 +95,17 @@ def make_model(
     prices: PriceTable | None = None,
 ) -> ChatModel:
     """The ChatModel for `spec`. Pass one `scripts` cache to share scripted queues across roles."""
+    return MeteredModel(_make_model(spec, settings, role=role, scripts=scripts, prices=prices))
+
+
+def _make_model(
+    spec: str,
+    settings: Settings,
+    *,
+    role: str,
+    scripts: ScriptCache | None,
+    prices: PriceTable | None,
+) -> ChatModel:
     provider, model = parse_spec(spec)
     if provider == "scripted":
         script = (scripts or ScriptCache()).get(model)
