@@ -22,7 +22,7 @@ from bot.incident import Incident
 from bot.patch import Patch
 from bot.policy import Action, Decision, Facts, decide
 from bot.repo_config import RepoConfig, load_repo_config
-from bot.report import Report, RoleCost, write_artifacts
+from bot.report import Report, write_artifacts
 from bot.sandbox import Sandbox
 from bot.settings import Settings
 from bot.toolchain import detect
@@ -159,10 +159,7 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
             root_cause=agent.root_cause,
             confidence=agent.confidence,
             agent_message=agent.message,
-            by_role={
-                role: RoleCost(u.calls, u.input_tokens, u.output_tokens, u.usd, u.elapsed_s)
-                for role, u in agent.usage.items()
-            },
+            by_role=dict(agent.usage),
             localization={
                 "files": list(localization.files[:10]),
                 "context_tokens": localization.context_tokens,

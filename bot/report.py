@@ -1,8 +1,8 @@
 """The job's artifacts and its JSON document: report.md, report.json, patch.diff, test logs.
 
 `report.json` is also what `selfheal fix --json` prints; its schema is a contract documented
-in docs/fix-json.md (`version` changes only for breaking changes). May import: bot.incident,
-bot.evidence, bot.patch, bot.policy.
+in docs/fix-json.md (`version` changes only for breaking changes). May import:
+bot.agent.budget (usage records), bot.incident, bot.evidence, bot.patch, bot.policy.
 """
 
 from __future__ import annotations
@@ -12,21 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.agent.budget import RoleUsage
 from bot.evidence import Evidence
 from bot.incident import Incident
 from bot.patch import Patch
 from bot.policy import Action, Decision
 
 SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class RoleCost:
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    usd: float = 0.0
-    elapsed_s: float = 0.0
 
 
 @dataclass
@@ -47,7 +39,7 @@ class Report:
     agent_message: str = ""
     branch: str | None = None
     artifacts: Path | None = None
-    by_role: dict[str, RoleCost] = field(default_factory=dict)
+    by_role: dict[str, RoleUsage] = field(default_factory=dict)
     localization: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     delivery: dict[str, Any] = field(default_factory=dict)
