@@ -23,6 +23,8 @@ __all__ = ["JUNIT_NAME", "TestRun", "parse_junit", "run_tests"]
 class TestRun:
     """One run of (part of) a test suite."""
 
+    __test__ = False  # not a pytest test class
+
     command: str
     exit_code: int
     duration_s: float

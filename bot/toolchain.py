@@ -35,6 +35,8 @@ JS_MANIFESTS_YARN = ("yarn.lock",)
 class TestPlan:
     """How to prepare and test one repository."""
 
+    __test__ = False  # not a pytest test class
+
     language: str  # python | javascript | go | rust | configured
     test_command: tuple[str, ...]  # argv
     setup: tuple[str, ...] = ()  # shell commands run with network (install phase)
