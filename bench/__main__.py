@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
+import runpy
 import sys
 from pathlib import Path
 
@@ -24,8 +24,11 @@ def main(argv: list[str]) -> int:
         if name not in names:
             print(f"unknown benchmark {name!r}; available: {', '.join(names)}", file=sys.stderr)
             return 2
-        module = importlib.import_module(f"bench.{name}")
-        status |= int(module.main(argv[1:] if argv[0] != "all" else []) or 0)
+        sys.argv = [f"bench.{name}", *(argv[1:] if argv[0] != "all" else [])]
+        try:
+            runpy.run_module(f"bench.{name}", run_name="__main__", alter_sys=True)
+        except SystemExit as exit_:
+            status |= int(exit_.code or 0) if isinstance(exit_.code, int) else 1
     return status
 
 
