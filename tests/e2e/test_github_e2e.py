@@ -54,6 +54,19 @@ def _repo_payload(repo: str) -> dict[str, Any]:
     return {"full_name": repo, "default_branch": "main", "name": repo.split("/")[1]}
 
 
+def _queue(stack: Stack, event: str, repo: str, payload: dict[str, Any]) -> str:
+    """Send a signed GitHub webhook for `repo` from a person; the id of the job it queued."""
+    payload = {
+        **payload,
+        "repository": _repo_payload(repo),
+        "installation": {"id": INSTALLATION},
+        "sender": {"login": "alice", "type": "User"},
+    }
+    response = stack.github(event, payload)
+    assert response.status_code == 202, response.text
+    return str(response.json()["job"])
+
+
 def _comment(stack: Stack, repo: str, number: int, user: str, body: str) -> dict[str, Any]:
     """Send a signed issue_comment webhook on pull request `number`; the finished command job."""
     cid = int(uuid.uuid4().int % 10**9)
@@ -271,13 +284,8 @@ def send_ci_failure(stack: Stack) -> str:
             "conclusion": "failure",
             "html_url": f"{stack.gh.base_url}/{repo}/actions/runs/{run_id}",
         },
-        "repository": _repo_payload(repo),
-        "installation": {"id": INSTALLATION},
-        "sender": {"login": "alice", "type": "User"},
     }
-    response = stack.github("workflow_run", payload)
-    assert response.status_code == 202, response.text
-    return str(response.json()["job"])
+    return _queue(stack, "workflow_run", repo, payload)
 
 
 def test_ci_failure_on_the_default_branch_is_read_from_the_job_log(
@@ -341,13 +349,8 @@ def send_labelled_issue(stack: Stack) -> str:
             "body": body,
             "html_url": f"{stack.gh.base_url}/{repo}/issues/1",
         },
-        "repository": _repo_payload(repo),
-        "installation": {"id": INSTALLATION},
-        "sender": {"login": "alice", "type": "User"},
     }
-    response = stack.github("issues", payload)
-    assert response.status_code == 202, response.text
-    return str(response.json()["job"])
+    return _queue(stack, "issues", repo, payload)
 
 
 def test_labelled_issue_with_a_traceback_gets_a_pr_that_links_back(
