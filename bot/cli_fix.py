@@ -84,6 +84,14 @@ def _has_commit(repo: Path, ref: str | None) -> bool:
     )
 
 
+def emit(report: Report, as_json: bool) -> None:
+    """The job's JSON document (docs/fix-json.md) or the human summary, on stdout."""
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_summary(report)
+
+
 def exit_code_for(report: Report) -> int:
     return EXIT_DELIVERED if report.delivered else EXIT_REPORT
 
@@ -173,10 +181,7 @@ def fix(
         report = run_fix(path, incident, parse_model_options(model), out, hint)
     except SelfhealError as error:
         raise fail(error) from None
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        print_summary(report)
+    emit(report, as_json)
     raise typer.Exit(exit_code_for(report))
 
 
@@ -222,10 +227,7 @@ def demo(
         )
     except SelfhealError as error:
         raise fail(error) from None
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        print_summary(report)
+    emit(report, as_json)
     code = exit_code_for(report)
     if code != EXIT_DELIVERED:
         typer.echo("selfheal: the demo did not deliver a fix; see the report above", err=True)

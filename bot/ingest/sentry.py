@@ -29,24 +29,12 @@ from bot.ingest.routes import (
 )
 from bot.jobs import MAX_FRAMES
 from bot.readers import from_sentry_webhook
+from bot.readers.sentry import sentry_project_repo
 from bot.settings import Settings
 
 ACTED_ON = {("issue", "created"), ("event_alert", "triggered"), ("error", "created")}
 _ORG_IN_URL = re.compile(r"/organizations/([^/]+)/")
 _PROJECT_IN_URL = re.compile(r"/projects/([^/]+)/([^/]+)/")
-
-
-def repo_for(mapping: Mapping[str, str], org: str | None, project: str) -> str | None:
-    """`org/project` first, then a bare `project` key, then a unique `*/project` key."""
-    if org and f"{org}/{project}" in mapping:
-        return mapping[f"{org}/{project}"]
-    if project in mapping:
-        return mapping[project]
-    if org is None:
-        matches = [v for k, v in mapping.items() if k.rsplit("/", 1)[-1] == project]
-        if len(matches) == 1:
-            return matches[0]
-    return None
 
 
 class _Event(msgspec.Struct):
@@ -163,7 +151,7 @@ def route(resource: str, payload: Any, settings: Settings) -> Route:
 
 
 def _mapped(settings: Settings, org: str | None, project: str) -> str | Ignored:
-    repo = repo_for(settings.sentry_project_repos, org, project)
+    repo = sentry_project_repo(settings.sentry_project_repos, org, project)
     if repo is None:
         name = f"{org}/{project}" if org else project
         return Ignored(

@@ -38,6 +38,24 @@ _PROJECT_URL = re.compile(r"/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/")
 _ORG_URL = re.compile(r"/organizations/(?P<org>[^/]+)/")
 
 
+def sentry_project_repo(
+    mapping: Mapping[str, str] | None,
+    org: str | None,
+    slug: str | None,
+    project_id: str | None = None,
+) -> str | None:
+    """The repository `SENTRY_PROJECT_REPOS` maps a Sentry project to: the key `org/slug`
+    first, then a bare `slug`, then the numeric project id, then (org unknown) the one
+    `*/slug` key if exactly one exists. The one lookup used by the CLI and the webhooks."""
+    if not mapping:
+        return None
+    found = repo_for(mapping, f"{org}/{slug}" if org and slug else None, slug, project_id)
+    if found or org is not None or not slug:
+        return found
+    matches = [v for k, v in mapping.items() if k.rsplit("/", 1)[-1] == slug]
+    return matches[0] if len(matches) == 1 else None
+
+
 def _tags(event: Mapping[str, Any]) -> dict[str, str]:
     """Tags as a dict from either `[[key, value], ...]` (webhook) or `[{key, value}]` (API)."""
     tags: dict[str, str] = {}
@@ -198,12 +216,7 @@ def from_sentry_event(
     issue_id = clean(event.get("groupID") or event.get("issue_id") or event.get("group_id"))
     when = clean(event.get("dateCreated") or event.get("datetime"))
     links = tuple(link for link in (web_url, clean(event.get("permalink"), 2000)) if link)
-    repo = repo_for(
-        project_repos,
-        f"{org}/{project_slug}" if org and project_slug else None,
-        project_slug,
-        project_id,
-    )
+    repo = sentry_project_repo(project_repos, org, project_slug, project_id)
     return Incident(
         source="sentry",
         title=_title(error_type, message, title_field),
@@ -258,12 +271,7 @@ def from_sentry_issue(
     permalink = clean(issue.get("permalink"), 2000)
     org_match = _ORG_URL.search(web_url or permalink or "")
     org = org_match["org"] if org_match else None
-    repo = repo_for(
-        project_repos,
-        f"{org}/{project_slug}" if org and project_slug else None,
-        project_slug,
-        project_id,
-    )
+    repo = sentry_project_repo(project_repos, org, project_slug, project_id)
     links = tuple(dict.fromkeys(link for link in (web_url, permalink) if link))
     return Incident(
         source="sentry",
