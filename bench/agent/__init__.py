@@ -28,10 +28,9 @@ from bot.localize import estimate_tokens, localize
 from bot.repo_config import RepoConfig
 from bot.sandbox import make_sandbox
 from bot.settings import load_settings
-from bot.toolchain import TestPlan
 from bot.validate import validate
 from bot.workspace import WorkspaceManager
-from tests.support.agent_samples import SAMPLES, Sample, team_script, write_script
+from tests.support.agent_samples import SAMPLES, Sample, sample_plan, team_script, write_script
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -76,15 +75,6 @@ class MeasuredModel:
         return reply
 
 
-def plan() -> TestPlan:
-    return TestPlan(
-        "python",
-        (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
-        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-        runner="pytest",
-    )
-
-
 def run_sample(sample: Sample, work: Path) -> dict[str, Any]:
     origin = sample.build(work / f"origin-{sample.name}")
     manager = WorkspaceManager(work / "cache")
@@ -103,7 +93,7 @@ def run_sample(sample: Sample, work: Path) -> dict[str, Any]:
         for role, m in make_models(dict.fromkeys(ROLES, spec), settings).items()
     }
     sandbox = make_sandbox("bwrap", ro_paths=(Path(sys.prefix), Path(sys.base_prefix)))
-    test_plan = plan()
+    test_plan = sample_plan()
     t0 = time.monotonic()
     result = run_team(
         AgentTask(

@@ -13,7 +13,7 @@ from bot.agent.messages import Message, ModelReply, ToolSpec
 from bot.sandbox import Sandbox, make_sandbox
 from bot.toolchain import TestPlan
 from bot.workspace import Workspace, WorkspaceManager
-from tests.support.agent_samples import SHOP, Sample
+from tests.support.agent_samples import SHOP, Sample, sample_plan
 
 
 class ReplyQueue:
@@ -38,13 +38,7 @@ class ReplyQueue:
 
 @pytest.fixture
 def plan() -> TestPlan:
-    # Plugin autoload (hypothesis, timeout...) costs seconds per run and the samples need none.
-    return TestPlan(
-        "python",
-        (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
-        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-        runner="pytest",
-    )
+    return sample_plan()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ an installed package, build output), and the edits a competent team would make.
 from __future__ import annotations
 
 import itertools
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from bot.agent.messages import ModelReply, ToolCall, Usage
 from bot.incident import Frame, Incident
+from bot.toolchain import TestPlan
 from tests.support.gitrepo import git, make_repo
 
 
@@ -382,3 +384,14 @@ def write_script(path: Path, script: dict[str, list[ModelReply]]) -> str:
 
     path.write_text(json.dumps(script_document(script), indent=1))
     return f"scripted:{path}"
+
+
+def sample_plan() -> TestPlan:
+    """How the sample repositories are tested: this interpreter's pytest, without plugin
+    autoload (hypothesis, timeout... cost seconds per run and the samples need none)."""
+    return TestPlan(
+        "python",
+        (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        runner="pytest",
+    )
