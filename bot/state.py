@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import typing
 import uuid
 from collections import deque
 from collections.abc import Iterable
@@ -119,27 +120,41 @@ redis.call('RPUSH', ARGV[12], ARGV[14])
 return {'queued', job_id, ''}
 """
 
-# The first half of _ADMIT alone: count the event on the job that owns its delivery or
-# fingerprint. Storm events take only this path (few arguments, no request to serialize).
+# The first half of _ADMIT alone, for many events at once: count each event on the job that
+# owns its delivery or fingerprint. Storm events take only this path. ARGV: prefix, now,
+# deliveries kept, then (delivery key, delivery ttl, fingerprint) per event; the reply is
+# (status, job, via) per event, in order, so an event sees the ones before it in the batch.
 _JOIN = """
 local p = ARGV[1]
-local dkey = ARGV[3]
-if dkey ~= '' then
-  local seen = redis.call('GET', p .. ':delivery:' .. dkey)
-  if seen then return {'duplicate', seen, 'delivery'} end
+local now = ARGV[2]
+local keep = tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV, 3 do
+  local dkey, fp = ARGV[i], ARGV[i + 2]
+  local status, job, via = 'new', '', ''
+  local seen = false
+  if dkey ~= '' then seen = redis.call('GET', p .. ':delivery:' .. dkey) end
+  if seen then
+    status, job, via = 'duplicate', seen, 'delivery'
+  else
+    local owner = redis.call('GET', p .. ':fp:' .. fp)
+    if owner and redis.call('EXISTS', p .. ':job:' .. owner) == 1 then
+      local jk = p .. ':job:' .. owner
+      redis.call('HINCRBY', jk, 'events', 1)
+      redis.call('HSET', jk, 'updated_at', now)
+      if dkey ~= '' then
+        redis.call('SET', p .. ':delivery:' .. dkey, owner, 'EX', tonumber(ARGV[i + 1]))
+        redis.call('LPUSH', jk .. ':deliveries', dkey)
+        redis.call('LTRIM', jk .. ':deliveries', 0, keep - 1)
+      end
+      status, job, via = 'duplicate', owner, 'fingerprint'
+    end
+  end
+  out[#out + 1] = status
+  out[#out + 1] = job
+  out[#out + 1] = via
 end
-local owner = redis.call('GET', p .. ':fp:' .. ARGV[5])
-if not owner then return {'new', '', ''} end
-local jk = p .. ':job:' .. owner
-if redis.call('EXISTS', jk) == 0 then return {'new', '', ''} end
-redis.call('HINCRBY', jk, 'events', 1)
-redis.call('HSET', jk, 'updated_at', ARGV[2])
-if dkey ~= '' then
-  redis.call('SET', p .. ':delivery:' .. dkey, owner, 'EX', tonumber(ARGV[4]))
-  redis.call('LPUSH', jk .. ':deliveries', dkey)
-  redis.call('LTRIM', jk .. ':deliveries', 0, tonumber(ARGV[6]) - 1)
-end
-return {'duplicate', owner, 'fingerprint'}
+return out
 """
 
 _CLAIM = """
@@ -314,11 +329,9 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _join_args(
-    fingerprint: str, delivery_key: str | None, delivery_ttl: int
-) -> list[str | bytes | float | int]:
-    now = repr(time.time())
-    return [PREFIX, now, delivery_key or "", delivery_ttl, fingerprint, MAX_DELIVERIES_KEPT]
+def _join_head() -> list[Any]:
+    """The arguments of _JOIN before its per-event groups."""
+    return [PREFIX, repr(time.time()), MAX_DELIVERIES_KEPT]
 
 
 def _admit_args(
@@ -345,17 +358,25 @@ def _admit_args(
     ]
 
 
+class _Waiter(typing.Protocol):
+    """What waits for one reply: an asyncio future, or a _JoinBatch."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: Any, /) -> None: ...
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
 class _RespProtocol(asyncio.Protocol):
     """Replies of one Redis connection, matched to waiting calls in order (RESP is FIFO)."""
 
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.waiters: deque[_Waiter] = deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.outgoing: list[bytes] = []
 
-    def send(self, command: bytes, future: asyncio.Future[Any]) -> None:
+    def send(self, command: bytes, future: _Waiter) -> None:
         """Queue a command; everything queued in one event-loop tick is written at once."""
         self.waiters.append(future)
         if not self.outgoing:
@@ -405,6 +426,8 @@ class _Multiplexer:
         self.password = options.get("password")
         self.protocol: _RespProtocol | None = None
         self.lock = asyncio.Lock()
+        self.batch: _JoinBatch | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def supports(url: str) -> bool:
@@ -461,9 +484,100 @@ class _Multiplexer:
             await self._send(protocol, "SCRIPT", "LOAD", script)
             return await self._send(protocol, "EVALSHA", sha, 0, *args)
 
+    def join_batch(self, script: str, sha: str, deadline: float) -> _JoinBatch:
+        """The _JOIN call this event-loop tick is gathering (one is opened and its send
+        scheduled on first use): a storm's concurrent webhooks share one script call."""
+        batch = self.batch
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self.batch = _JoinBatch(self, script, sha, loop.create_future(), deadline)
+            loop.call_soon(self._send_batch)
+        elif deadline < batch.deadline:
+            batch.deadline = deadline
+        return batch
+
+    def _send_batch(self) -> None:
+        batch, self.batch = self.batch, None
+        if batch is None:
+            return
+        protocol = self.protocol
+        if protocol is None or protocol.closed:  # first call, or Redis went away: reconnect
+            self.retry(batch)
+            return
+        batch.timer = asyncio.get_running_loop().call_later(batch.deadline, batch.expire)
+        protocol.send(hiredis.pack_command(("EVALSHA", batch.sha, 0, *batch.args)), batch)
+
+    def retry(self, batch: _JoinBatch) -> None:
+        """Send a batch through `evalsha` (which connects and reloads a flushed script)."""
+
+        async def again() -> None:
+            try:
+                reply = await self.evalsha(batch.script, batch.sha, batch.args, batch.deadline)
+            except Exception as exc:  # every waiter of the batch gets the failure
+                if not batch.future.done():
+                    batch.future.set_exception(exc)
+            else:
+                if not batch.future.done():
+                    batch.future.set_result(reply)
+
+        task = asyncio.get_running_loop().create_task(again())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     def close(self) -> None:
         if self.protocol is not None and self.protocol.transport is not None:
             self.protocol.transport.close()
+
+
+class _JoinBatch:
+    """The joins asked for in one event-loop tick: one EVALSHA carries them all and one future
+    answers them all; each caller reads its own (status, job, via) from the reply."""
+
+    __slots__ = ("args", "deadline", "future", "mux", "script", "sha", "timer")
+
+    def __init__(
+        self,
+        mux: _Multiplexer,
+        script: str,
+        sha: str,
+        future: asyncio.Future[Any],
+        deadline: float,
+    ) -> None:
+        self.mux = mux
+        self.script = script
+        self.sha = sha
+        self.future = future
+        self.deadline = deadline
+        self.args = _join_head()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, delivery_key: str, delivery_ttl: int, fingerprint: str) -> int:
+        """Add one event; returns where its three reply fields start."""
+        at = len(self.args) - 3
+        self.args += (delivery_key, delivery_ttl, fingerprint)
+        return at
+
+    # The _Waiter side: the connection hands the reply (or its loss) here.
+    def done(self) -> bool:
+        return self.future.done()
+
+    def set_result(self, reply: Any, /) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not isinstance(reply, hiredis.ReplyError):
+            self.future.set_result(reply)
+        elif str(reply).startswith("NOSCRIPT"):  # Redis restarted or was flushed
+            self.mux.retry(self)
+        else:
+            self.future.set_exception(redis.exceptions.ResponseError(str(reply)))
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.future.set_exception(exception)
+
+    def expire(self) -> None:
+        _expire(self.future)
 
 
 class AsyncIntake:
@@ -490,12 +604,21 @@ class AsyncIntake:
         delivery_ttl: int,
         deadline: float = REDIS_DEADLINE,
     ) -> Admission | None:
-        """Count the event on the job that owns its delivery or fingerprint; None if none."""
-        args = _join_args(fingerprint, delivery_key, delivery_ttl)
-        result = await self._script(self._join, args, deadline)
-        if result[0] == b"new":
+        """Count the event on the job that owns its delivery or fingerprint; None if none.
+
+        Joins made in the same event-loop tick go to Redis as one script call."""
+        if self._mux is None:
+            args = [*_join_head(), delivery_key or "", delivery_ttl, fingerprint]
+            async with asyncio.timeout(deadline):  # rediss://, unix://: redis-py's connections
+                reply = await self._join(args=args)
+            at = 0
+        else:
+            batch = self._mux.join_batch(_JOIN, self._join.sha, deadline)
+            at = batch.add(delivery_key or "", delivery_ttl, fingerprint)
+            reply = await batch.future
+        if reply[at] == b"new":
             return None
-        return Admission(_s(result[0]), _s(result[1]), _s(result[2]))
+        return Admission(reply[at].decode(), reply[at + 1].decode(), reply[at + 2].decode())
 
     async def admit(
         self,
