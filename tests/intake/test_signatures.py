@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from bot.ingest import signatures
 from tests.intake.conftest import PAGERDUTY_SECRET, fixture_bytes
@@ -59,3 +64,33 @@ def test_pagerduty_vector_and_rotation() -> None:
     assert not signatures.pagerduty_valid(PAGERDUTY_SECRET, body, PD_SIG[3:])  # no v1=
     assert not signatures.pagerduty_valid(PAGERDUTY_SECRET, body, "v0=" + PD_SIG[3:])
     assert not signatures.pagerduty_valid(PAGERDUTY_SECRET, body + b"\n", PD_SIG)
+
+
+def test_prepared_keys_check_the_vendor_vectors() -> None:
+    """The receiver verifies with keys prepared once per process; they give the same answers."""
+    assert signatures.github_valid(signatures.HmacKey(GH_SECRET), b"Hello, World!", GH_SIG)
+    assert not signatures.github_valid(signatures.HmacKey("other"), b"Hello, World!", GH_SIG)
+    key = signatures.HmacKey("example-client-secret")
+    assert signatures.sentry_valid(key, SENTRY_BODY, SENTRY_SIG)
+    assert not signatures.sentry_valid(key, SENTRY_BODY + b" ", SENTRY_SIG)
+    body = fixture_bytes("pagerduty-webhook-signed.incident.priority_updated.json")
+    assert signatures.pagerduty_valid(signatures.HmacKey(PAGERDUTY_SECRET), body, PD_SIG)
+    assert "example" not in repr(key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.binary(min_size=1, max_size=200) | st.text(min_size=1, max_size=120),
+    body=st.binary(max_size=3000),
+)
+@example(secret=b"k" * 64, body=b"")
+@example(secret=b"k" * 65, body=b"x" * 64)
+def test_a_prepared_key_is_hmac_sha256_for_any_key_and_body(
+    secret: bytes | str, body: bytes
+) -> None:
+    """Keys shorter than, equal to and longer than SHA-256's 64-byte block (hashed first)."""
+    raw = secret.encode() if isinstance(secret, str) else secret
+    expected = hmac.digest(raw, body, hashlib.sha256).hex()
+    key = signatures.HmacKey(secret)
+    assert key.hexdigest(body) == expected
+    assert key.hexdigest(body) == expected  # the prepared states are copied, never consumed
