@@ -6,6 +6,7 @@ bot.telemetry.
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from types import FrameType
@@ -35,6 +36,12 @@ def serve(
         application = create_app(settings, bare_route=bare_route)
     except SelfhealError as error:
         raise fail(error) from None
+    # Everything alive now (modules, settings, the app) lives as long as the process: frozen,
+    # the garbage collector's full passes stop rescanning it. A storm keeps a few thousand
+    # objects in flight (requests waiting on one Redis round trip); a young generation of
+    # 700 would be collected every few requests for nothing (they are freed by refcount).
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
     # log_config=None: uvicorn's lines go through the handler bot.logging installed.
     uvicorn.run(
         application, host=host, port=port, log_level="warning", access_log=False, log_config=None

@@ -6,9 +6,10 @@ May import: bot.jobs, bot.incident.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.incident import Incident
@@ -41,9 +42,12 @@ class InstallationChange:
     replace: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NewJob:
-    """An event that starts a job (or joins the one that owns its fingerprint)."""
+    """An event that starts a job (or joins the one that owns its fingerprint).
+
+    Built once per accepted webhook and never changed; plain slots rather than frozen, since
+    a frozen dataclass pays an `object.__setattr__` call per field on every webhook."""
 
     kind: str
     source: str
@@ -55,7 +59,6 @@ class NewJob:
     github: GitHubEvent | None = None
     # Builds the incident only when the event starts a new job (storms are mostly joins).
     build: Callable[[], Incident] | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
     def make_incident(self) -> Incident | None:
         if self.incident is None and self.build is not None:
@@ -66,9 +69,12 @@ class NewJob:
 Route = Ignored | Pong | InstallationChange | NewJob
 
 
-def group_fingerprint(*parts: object) -> str:
-    """A fingerprint from a source's own grouping key (Sentry issue id, PagerDuty incident...)."""
-    return hashlib.sha256("\n".join(str(p) for p in parts).encode()).hexdigest()
+@functools.lru_cache(maxsize=4096)
+def group_fingerprint(*parts: str | int) -> str:
+    """A fingerprint from a source's own grouping key (Sentry issue id, PagerDuty incident...).
+
+    Remembered for the last few thousand keys: a storm repeats a few issues thousands of times."""
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()
 
 
 def get(data: Any, path: str) -> Any:

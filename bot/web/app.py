@@ -14,7 +14,6 @@ bot.telemetry, bot.ops, bot.web.jobsource.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive
 
 from bot import __version__, metrics
 from bot.ingest import github, pagerduty, sentry, signatures
@@ -57,24 +57,27 @@ DEADLINES = {"github": 8.0, "sentry": 0.8, "pagerduty": 4.0}
 class _Source:
     name: str
     secret_setting: str
-    signature_header: str
-    verify: Callable[[str, bytes, str | None], bool]
+    signature_header: bytes  # as ASGI gives header names: lower-case bytes
+    verify: Callable[[signatures.HmacKey, bytes, str | None], bool]
 
 
 SOURCES = {
     "github": _Source(
-        "github", "github_webhook_secret", "x-hub-signature-256", signatures.github_valid
+        "github", "github_webhook_secret", b"x-hub-signature-256", signatures.github_valid
     ),
     "sentry": _Source(
-        "sentry", "sentry_client_secret", "sentry-hook-signature", signatures.sentry_valid
+        "sentry", "sentry_client_secret", b"sentry-hook-signature", signatures.sentry_valid
     ),
     "pagerduty": _Source(
         "pagerduty",
         "pagerduty_webhook_secret",
-        "x-pagerduty-signature",
+        b"x-pagerduty-signature",
         signatures.pagerduty_valid,
     ),
 }
+
+# A request's headers, read once from the ASGI scope: lower-case names to raw values.
+_Headers = dict[bytes, bytes]
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -86,12 +89,16 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     )
 
 
+def _header(headers: _Headers, name: bytes, limit: int = 4096) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value[:limit].decode("latin-1")
+
+
 class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
+async def _read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
     if length is not None:
         if not length.isdigit():
             raise PayloadError("invalid Content-Length header")
@@ -99,7 +106,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise _TooLarge
     # The ASGI messages directly, not request.stream(): an async generator per request costs
     # more than the body, which nearly always arrives in one message.
-    receive = request.receive
     message = await receive()
     if message["type"] != "http.request":
         raise ClientDisconnect
@@ -123,67 +129,69 @@ async def _read_body(request: Request, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _is_json(content_type: str | None) -> bool:
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type == b"application/json":  # what every vendor sends
+        return True
     if not content_type:
         return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
     )
 
 
-@functools.cache
-def _counted(source: str, outcome: str) -> Any:
-    """The labelled counter child, looked up once (`labels()` takes a lock and builds a key)."""
-    return metrics.WEBHOOKS.labels(source, outcome)
-
-
-@functools.cache
-def _timed(source: str) -> Any:
-    return metrics.WEBHOOK_SECONDS.labels(source)
+def _secret(settings: Settings, source: _Source) -> signatures.HmacKey | None:
+    value = getattr(settings, source.secret_setting)
+    secret = value.get_secret_value() if value is not None else ""
+    return signatures.HmacKey(secret) if secret else None
 
 
 class Receiver:
-    """Turns one webhook request into a response; holds the settings and the Redis client."""
+    """Turns one webhook request into a response; holds the settings and the Redis client.
+
+    The hot path (verify, route, join a job in Redis) is kept to a few coroutine levels: each
+    await on Redis suspends and resumes every level between the server and the reply."""
 
     def __init__(self, settings: Settings, intake: AsyncIntake) -> None:
         self.settings = settings
         self.intake = intake
+        self.secrets = {name: _secret(settings, source) for name, source in SOURCES.items()}
+        self.delivery_ttl = settings.selfheal_delivery_retention_seconds
 
-    def secret(self, source: _Source) -> str | None:
-        value = getattr(self.settings, source.secret_setting)
-        if value is None:
-            return None
-        secret: str = value.get_secret_value()
-        return secret or None
+    def endpoint(self, source_name: str) -> Callable[[Request], Awaitable[Response]]:
+        """The Starlette endpoint of one source: answers, counts and times every request."""
+        source = SOURCES[source_name]
+        observe = metrics.WEBHOOKS.observe
 
-    async def handle(self, source_name: str, request: Request) -> Response:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            response, outcome = await self._handle(SOURCES[source_name], request)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            log.warning("webhook.redis_unavailable", source=source_name, error=type(exc).__name__)
-            outcome = "unavailable"
-            response = _json(
-                503,
-                {"status": "error", "error": "the job store is unavailable; retry later"},
-                {"Retry-After": RETRY_AFTER},
-            )
-        except Exception:  # never a 500: the vendor retries a 503, and the log has the cause
-            log.exception("webhook.internal_error", source=source_name)
-            outcome = "unavailable"
-            response = _json(
-                503,
-                {"status": "error", "error": "internal error; retry later"},
-                {"Retry-After": RETRY_AFTER},
-            )
-        _counted(source_name, outcome).inc()
-        _timed(source_name).observe(time.perf_counter() - started)
-        return response
+        async def webhook(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                response, outcome = await self._handle(source, request)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                log.warning(
+                    "webhook.redis_unavailable", source=source_name, error=type(exc).__name__
+                )
+                outcome = "unavailable"
+                response = _json(
+                    503,
+                    {"status": "error", "error": "the job store is unavailable; retry later"},
+                    {"Retry-After": RETRY_AFTER},
+                )
+            except Exception:  # never a 500: the vendor retries a 503, and the log has the cause
+                log.exception("webhook.internal_error", source=source_name)
+                outcome = "unavailable"
+                response = _json(
+                    503,
+                    {"status": "error", "error": "internal error; retry later"},
+                    {"Retry-After": RETRY_AFTER},
+                )
+            observe(source_name, outcome, time.perf_counter() - started)
+            return response
+
+        return webhook
 
     async def _handle(self, source: _Source, request: Request) -> tuple[Response, str]:
-        secret = self.secret(source)
+        secret = self.secrets[source.name]
         if secret is None:
             name = source.secret_setting.upper()
             return _json(
@@ -193,80 +201,80 @@ class Receiver:
                     "error": f"{source.name} webhooks are not enabled (set {name})",
                 },
             ), "not_enabled"
+        headers: _Headers = dict(request.scope["headers"])
+        limit = LIMITS[source.name]
         try:
-            body = await _read_body(request, LIMITS[source.name])
+            body = await _read_body(request.receive, headers.get(b"content-length"), limit)
         except _TooLarge:
             return _json(
                 413,
-                {
-                    "status": "error",
-                    "error": f"body over the {source.name} limit of {LIMITS[source.name]} bytes",
-                },
+                {"status": "error", "error": f"body over the {source.name} limit of {limit} bytes"},
             ), "too_large"
         except PayloadError as exc:
             return _json(400, {"status": "error", "error": str(exc)}), "bad_request"
-        if not source.verify(secret, body, request.headers.get(source.signature_header)):
+        if not source.verify(secret, body, _header(headers, source.signature_header)):
             return _json(
                 401, {"status": "error", "error": "missing or invalid signature"}
             ), "unauthorized"
         try:
-            decision = self._decide(source.name, request, body)
+            decision = self._decide(source.name, headers, body)
         except PayloadError as exc:
             return _json(400, {"status": "error", "error": str(exc)}), "bad_request"
-        return await self._act(decision, DEADLINES[source.name])
+        if type(decision) is not NewJob:
+            return await self._act(decision)
+        deadline = DEADLINES[source.name]
+        joined = await self.intake.join(
+            decision.fingerprint, decision.delivery_key, self.delivery_ttl, deadline
+        )
+        if joined is not None:
+            return _json(200, {"status": "duplicate", "job": joined.job_id}), "duplicate"
+        return await self._admit(decision, deadline)
 
-    def _decide(self, source: str, request: Request, body: bytes) -> Decision:
-        if not _is_json(request.headers.get("content-type")):
+    def _decide(self, source: str, headers: _Headers, body: bytes) -> Decision:
+        if not _is_json(headers.get(b"content-type")):
             raise PayloadError("Content-Type must be application/json")
         if not body:
             raise PayloadError("empty body")
-        headers = request.headers
         if source == "github":
-            event = headers.get("x-github-event")
-            delivery = headers.get("x-github-delivery")
+            event = _header(headers, b"x-github-event", 100)
+            delivery = _header(headers, b"x-github-delivery", 100)
             if not event:
                 raise PayloadError("missing header: X-GitHub-Event")
             if not delivery:
                 raise PayloadError("missing header: X-GitHub-Delivery")
-            hook = headers.get("x-github-hook-id", "")
+            hook = _header(headers, b"x-github-hook-id", 40) or ""
             payload = _parse(body)
-            return github.route(
-                event[:100], payload, self.settings, f"github:{hook[:40]}:{delivery[:100]}"
-            )
+            return github.route(event, payload, self.settings, f"github:{hook}:{delivery}")
         if source == "sentry":
-            resource = headers.get("sentry-hook-resource")
+            resource = _header(headers, b"sentry-hook-resource", 100)
             if not resource:
                 raise PayloadError("missing header: Sentry-Hook-Resource")
-            return sentry.route_body(resource[:100], body, self.settings, _parse)
-        webhook_id = headers.get("x-webhook-id")
-        return pagerduty.route(
-            _parse(body), self.settings, webhook_id[:200] if webhook_id else None
-        )
+            return sentry.route_body(resource, body, self.settings, _parse)
+        webhook_id = _header(headers, b"x-webhook-id", 200)
+        return pagerduty.route(_parse(body), self.settings, webhook_id)
 
-    async def _act(self, decision: Decision, deadline: float) -> tuple[Response, str]:
+    async def _act(self, decision: Decision) -> tuple[Response, str]:
         if isinstance(decision, Ignored):
             return _json(200, {"status": "ignored", "reason": decision.reason}), "ignored"
         if isinstance(decision, Pong):
             return _json(200, {"status": "pong"}), "pong"
-        if isinstance(decision, InstallationChange):
-            await self.intake.record_installation(
-                decision.installation_id,
-                decision.info,
-                decision.added,
-                decision.removed,
-                decision.replace,
-            )
-            body = {
-                "status": "recorded",
-                "installation": decision.installation_id,
-                "action": decision.action,
-            }
-            return _json(200, body), "recorded"
-        assert isinstance(decision, NewJob)
-        ttl = self.settings.selfheal_delivery_retention_seconds
-        joined = await self.intake.join(decision.fingerprint, decision.delivery_key, ttl, deadline)
-        if joined is not None:
-            return _json(200, {"status": "duplicate", "job": joined.job_id}), "duplicate"
+        assert isinstance(decision, InstallationChange)
+        await self.intake.record_installation(
+            decision.installation_id,
+            decision.info,
+            decision.added,
+            decision.removed,
+            decision.replace,
+        )
+        body = {
+            "status": "recorded",
+            "installation": decision.installation_id,
+            "action": decision.action,
+        }
+        return _json(200, body), "recorded"
+
+    async def _admit(self, decision: NewJob, deadline: float) -> tuple[Response, str]:
+        """A new job for an event no queued or running job owns (Redis re-checks atomically)."""
         request = JobRequest(
             job_id=new_job_id(),
             kind=decision.kind,
@@ -279,7 +287,9 @@ class Receiver:
             delivery_id=decision.delivery_key,
             created_at=time.time(),
         )
-        admission = await self.intake.admit(request, decision.delivery_key, ttl, deadline)
+        admission = await self.intake.admit(
+            request, decision.delivery_key, self.delivery_ttl, deadline
+        )
         if admission.status == "queued":
             log.info(
                 "webhook.queued", job=admission.job_id, source=decision.source, repo=decision.repo
@@ -310,12 +320,6 @@ def create_app(
     store = intake or AsyncIntake(settings.redis_url)
     jobs = job_source or StoreJobSource(JobStore(settings.redis_url), settings)
     receiver = Receiver(settings, store)
-
-    def webhook(source: str) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            return await receiver.handle(source, request)
-
-        return endpoint
 
     async def healthz(request: Request) -> Response:
         return _json(200, {"status": "ok"})
@@ -348,9 +352,9 @@ def create_app(
         return _json(202, {"status": "queued", "job": "bare"})
 
     routes: list[BaseRoute] = [
-        Route("/webhooks/github", webhook("github"), methods=["POST"]),
-        Route("/webhooks/sentry", webhook("sentry"), methods=["POST"]),
-        Route("/webhooks/pagerduty", webhook("pagerduty"), methods=["POST"]),
+        Route("/webhooks/github", receiver.endpoint("github"), methods=["POST"]),
+        Route("/webhooks/sentry", receiver.endpoint("sentry"), methods=["POST"]),
+        Route("/webhooks/pagerduty", receiver.endpoint("pagerduty"), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

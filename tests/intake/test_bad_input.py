@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from bot.settings import load_settings
@@ -221,6 +222,48 @@ def test_redis_down_answers_503_with_retry_after() -> None:
         assert send_github(client, "push", fixture_bytes("github-push.json")).status_code == 200
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
+
+
+def _webhook_samples(client: TestClient) -> dict[tuple[str, str], float]:
+    """The webhook metrics as (sample name, label text) -> value."""
+    found = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        if family.name.startswith("selfheal_webhook"):
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                found[(sample.name, labels)] = sample.value
+    return found
+
+
+def test_every_answer_is_counted_and_timed(client: TestClient) -> None:
+    before = _webhook_samples(client)
+    for n in range(3):
+        body = sentry_alert(event_id=f"{n:032x}")
+        assert send_sentry(client, "event_alert", body).status_code in (200, 202)
+    unsigned = client.post(
+        "/webhooks/sentry", content=sentry_alert(), headers={"Sentry-Hook-Resource": "event_alert"}
+    )
+    assert unsigned.status_code == 401
+    after = _webhook_samples(client)
+
+    def delta(name: str, labels: str) -> float:
+        return after.get((name, labels), 0) - before.get((name, labels), 0)
+
+    assert delta("selfheal_webhooks_total", "outcome=queued,source=sentry") == 1
+    assert delta("selfheal_webhooks_total", "outcome=duplicate,source=sentry") == 2
+    assert delta("selfheal_webhooks_total", "outcome=unauthorized,source=sentry") == 1
+    assert delta("selfheal_webhook_seconds_count", "source=sentry") == 4
+    buckets = sorted(
+        (float(labels.split("le=")[1].split(",")[0]), value)
+        for (name, labels), value in after.items()
+        if name == "selfheal_webhook_seconds_bucket" and "source=sentry" in labels
+    )
+    assert len(buckets) == 12 and buckets[-1] == (
+        float("inf"),
+        after[("selfheal_webhook_seconds_count", "source=sentry")],
+    )
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
+    assert 0 < delta("selfheal_webhook_seconds_sum", "source=sentry") < 4 * 5.0
 
 
 def test_health_ready_metrics(client: TestClient) -> None:
