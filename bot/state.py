@@ -376,14 +376,22 @@ class _RespProtocol(asyncio.Protocol):
         self.closed = False
         self.outgoing: list[bytes] = []
 
-    def send(self, command: bytes, future: _Waiter) -> None:
-        """Queue a command; everything queued in one event-loop tick is written at once."""
+    def send(self, command: bytes, future: _Waiter, *, now: bool = False) -> None:
+        """Queue a command; everything queued in one event-loop tick is written at once.
+        `now` writes it (and anything queued before it) at once, for a caller that is
+        itself the end of a tick's gathering (a join batch)."""
         self.waiters.append(future)
+        if now:
+            self.outgoing.append(command)
+            self._flush()
+            return
         if not self.outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self.outgoing.append(command)
 
     def _flush(self) -> None:
+        if not self.outgoing:  # written early by a `now` send
+            return
         data, self.outgoing = b"".join(self.outgoing), []
         if self.transport is not None and not self.closed:
             self.transport.write(data)
@@ -505,7 +513,7 @@ class _Multiplexer:
             self.retry(batch)
             return
         batch.timer = asyncio.get_running_loop().call_later(batch.deadline, batch.expire)
-        protocol.send(hiredis.pack_command(("EVALSHA", batch.sha, 0, *batch.args)), batch)
+        protocol.send(hiredis.pack_command(("EVALSHA", batch.sha, 0, *batch.args)), batch, now=True)
 
     def retry(self, batch: _JoinBatch) -> None:
         """Send a batch through `evalsha` (which connects and reloads a flushed script)."""
