@@ -153,11 +153,7 @@ def route(resource: str, payload: Any, settings: Settings) -> Route:
 
 
 def _mapped(settings: Settings, org: str | None, project: str) -> str | Ignored:
-    repos = settings.sentry_project_repos
-    # `org/project` is the key sentry_project_repo tries first: a storm hits it directly.
-    repo = (repos.get(f"{org}/{project}") if org else None) or sentry_project_repo(
-        repos, org, project
-    )
+    repo = sentry_project_repo(settings.sentry_project_repos, org, project)
     if repo is None:
         name = f"{org}/{project}" if org else project
         return Ignored(

@@ -49,7 +49,9 @@ def sentry_project_repo(
     `*/slug` key if exactly one exists. The one lookup used by the CLI and the webhooks."""
     if not mapping:
         return None
-    found = repo_for(mapping, f"{org}/{slug}" if org and slug else None, slug, project_id)
+    # `org/slug` looked up directly: every webhook of a storm asks for it.
+    full = mapping.get(f"{org}/{slug}") if org and slug else None
+    found = full or repo_for(mapping, slug, project_id)
     if found or org is not None or not slug:
         return found
     matches = [v for k, v in mapping.items() if k.rsplit("/", 1)[-1] == slug]
