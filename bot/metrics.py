@@ -59,8 +59,8 @@ class WebhookStats(Collector):
         seconds = HistogramMetricFamily(
             "selfheal_webhook_seconds", "Time to answer a webhook, by source.", labels=["source"]
         )
+        bounds = [*(str(b) for b in WEBHOOK_BUCKETS), "+Inf"]
         for source, row in sorted(self.latency.items()):
-            bounds = [*(str(b) for b in WEBHOOK_BUCKETS), "+Inf"]
             cumulative = list(itertools.accumulate(row[:-1]))
             seconds.add_metric([source], list(zip(bounds, cumulative, strict=True)), row[-1])
         yield seconds

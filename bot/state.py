@@ -24,6 +24,7 @@ accepted job is never without its message. May import: bot.jobs, bot.errors.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import typing
@@ -156,6 +157,8 @@ for i = 4, #ARGV, 3 do
 end
 return out
 """
+
+_JOIN_SHA = hashlib.sha1(_JOIN.encode()).hexdigest()  # what SCRIPT LOAD answers
 
 _CLAIM = """
 local p = ARGV[1]
@@ -492,13 +495,13 @@ class _Multiplexer:
             await self._send(protocol, "SCRIPT", "LOAD", script)
             return await self._send(protocol, "EVALSHA", sha, 0, *args)
 
-    def join_batch(self, script: str, sha: str, deadline: float) -> _JoinBatch:
+    def join_batch(self, deadline: float) -> _JoinBatch:
         """The _JOIN call this event-loop tick is gathering (one is opened and its send
         scheduled on first use): a storm's concurrent webhooks share one script call."""
         batch = self.batch
         if batch is None:
             loop = asyncio.get_running_loop()
-            batch = self.batch = _JoinBatch(self, script, sha, loop.create_future(), deadline)
+            batch = self.batch = _JoinBatch(self, loop.create_future(), deadline)
             loop.call_soon(self._send_batch)
         elif deadline < batch.deadline:
             batch.deadline = deadline
@@ -513,14 +516,14 @@ class _Multiplexer:
             self.retry(batch)
             return
         batch.timer = asyncio.get_running_loop().call_later(batch.deadline, batch.expire)
-        protocol.send(hiredis.pack_command(("EVALSHA", batch.sha, 0, *batch.args)), batch, now=True)
+        protocol.send(hiredis.pack_command(("EVALSHA", _JOIN_SHA, 0, *batch.args)), batch, now=True)
 
     def retry(self, batch: _JoinBatch) -> None:
         """Send a batch through `evalsha` (which connects and reloads a flushed script)."""
 
         async def again() -> None:
             try:
-                reply = await self.evalsha(batch.script, batch.sha, batch.args, batch.deadline)
+                reply = await self.evalsha(_JOIN, _JOIN_SHA, batch.args, batch.deadline)
             except Exception as exc:  # every waiter of the batch gets the failure
                 if not batch.future.done():
                     batch.future.set_exception(exc)
@@ -541,19 +544,10 @@ class _JoinBatch:
     """The joins asked for in one event-loop tick: one EVALSHA carries them all and one future
     answers them all; each caller reads its own (status, job, via) from the reply."""
 
-    __slots__ = ("args", "deadline", "future", "mux", "script", "sha", "timer")
+    __slots__ = ("args", "deadline", "future", "mux", "timer")
 
-    def __init__(
-        self,
-        mux: _Multiplexer,
-        script: str,
-        sha: str,
-        future: asyncio.Future[Any],
-        deadline: float,
-    ) -> None:
+    def __init__(self, mux: _Multiplexer, future: asyncio.Future[Any], deadline: float) -> None:
         self.mux = mux
-        self.script = script
-        self.sha = sha
         self.future = future
         self.deadline = deadline
         self.args = _join_head()
@@ -621,7 +615,7 @@ class AsyncIntake:
                 reply = await self._join(args=args)
             at = 0
         else:
-            batch = self._mux.join_batch(_JOIN, self._join.sha, deadline)
+            batch = self._mux.join_batch(deadline)
             at = batch.add(delivery_key or "", delivery_ttl, fingerprint)
             reply = await batch.future
         if reply[at] == b"new":
