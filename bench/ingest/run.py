@@ -22,7 +22,13 @@ import redis
 import uvloop
 
 from bot.ingest.signatures import sentry_signature
-from tests.support.services import free_port, redis_server, wait_for_port
+from tests.support.services import (
+    free_port,
+    job_keys,
+    queue_length,
+    redis_server,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -348,11 +354,7 @@ def main() -> None:
                     0.0,
                     pids,
                 )
-                sentry["jobs_created"] = sum(
-                    1
-                    for k in client.scan_iter("selfheal:job:*", count=1000)
-                    if not k.endswith(b":deliveries")
-                )
+                sentry["jobs_created"] = len(job_keys(client))
                 rounds.append(
                     {
                         "bare_route": bare,
@@ -367,14 +369,10 @@ def main() -> None:
             client.flushdb()
             storm_bodies = [signed(k % ISSUES, 3_000_000 + k) for k in range(args.storm)]
             alert_storm = uvloop.run(storm(url, storm_bodies, 32))
-            jobs = [
-                k
-                for k in client.scan_iter("selfheal:job:*", count=1000)
-                if not k.endswith(b":deliveries")
-            ]
+            jobs = job_keys(client)
             alert_storm["jobs"] = len(jobs)
             alert_storm["events_counted"] = sum(int(client.hget(k, "events") or 0) for k in jobs)
-            alert_storm["queue_messages"] = int(client.llen("selfheal.dramatiq:selfheal-jobs"))
+            alert_storm["queue_messages"] = queue_length(client)
             client.close()
     median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
     bare, sentry, ratio = median["bare_route"], median["sentry_webhook"], median["ratio"]

@@ -140,14 +140,6 @@ def pagerduty_triggered(incident_id: str = "PGR0VU2", service: str = "PF9KMXH") 
     return dumps(payload)
 
 
-def queue_length(client: redis.Redis) -> int:
-    return int(client.llen("selfheal.dramatiq:selfheal-jobs"))
-
-
-def job_keys(client: redis.Redis) -> list[bytes]:
-    return [k for k in client.scan_iter("selfheal:job:*") if not k.endswith(b":deliveries")]
-
-
 class Workers:
     """`python -m bot worker` processes against the test Redis; killed at teardown."""
 

@@ -17,15 +17,13 @@ from tests.intake.conftest import (
     dumps,
     fixture_bytes,
     fixture_json,
-    job_keys,
-    queue_length,
     send_github,
     send_pagerduty,
     send_sentry,
     sentry_alert,
     signed_headers,
 )
-from tests.support.services import free_port
+from tests.support.services import free_port, job_keys, queue_length
 
 SOURCES = ("github", "sentry", "pagerduty")
 

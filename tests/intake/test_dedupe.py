@@ -20,14 +20,13 @@ from bot.web import create_app
 from tests.intake.conftest import (
     dumps,
     fixture_json,
-    job_keys,
     pagerduty_triggered,
-    queue_length,
     send_github,
     send_pagerduty,
     send_sentry,
     sentry_alert,
 )
+from tests.support.services import job_keys, queue_length
 
 
 def test_same_delivery_twice_is_one_job(client: TestClient, rdb: redis.Redis) -> None:

@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from bot.settings import Settings
 from bot.web import create_app
-from tests.intake.conftest import job_keys, queue_length, signed_headers
+from tests.intake.conftest import signed_headers
+from tests.support.services import job_keys, queue_length
 
 json_scalars = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)

@@ -13,13 +13,12 @@ from tests.intake.conftest import (
     dumps,
     fixture_bytes,
     fixture_json,
-    job_keys,
     pagerduty_triggered,
-    queue_length,
     send_github,
     send_pagerduty,
     send_sentry,
 )
+from tests.support.services import job_keys, queue_length
 
 # file -> (status code, response status). The examples mostly describe events the bot
 # does not act on as they stand (wrong label, no command, success); edits below turn them on.

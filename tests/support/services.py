@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -58,3 +60,13 @@ def redis_server(workdir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def queue_length(client: redis.Redis) -> int:
+    """Job messages waiting in the bot's Dramatiq queue."""
+    return int(client.llen("selfheal.dramatiq:selfheal-jobs"))
+
+
+def job_keys(client: redis.Redis) -> list[bytes]:
+    """The job records in Redis (not their delivery lists)."""
+    return [k for k in client.scan_iter("selfheal:job:*") if not k.endswith(b":deliveries")]
