@@ -159,12 +159,15 @@ def test_unreadable_files_name_the_file(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(IncidentFormatError, match=r"empty\.json: incident is empty"):
         read_incident(empty)
-    if os.geteuid() != 0:  # root reads everything
-        locked = tmp_path / "locked.txt"
-        locked.write_text(PY_TRACE)
-        locked.chmod(0)
-        with pytest.raises(IncidentFormatError, match="cannot read"):
-            read_incident(locked)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_a_file_without_read_permission_names_the_file(tmp_path: Path) -> None:
+    locked = tmp_path / "locked.txt"
+    locked.write_text(PY_TRACE)
+    locked.chmod(0)
+    with pytest.raises(IncidentFormatError, match="cannot read"):
+        read_incident(locked)
 
 
 def test_file_over_the_size_limit_is_refused_without_reading_it(tmp_path: Path) -> None:
@@ -179,15 +182,15 @@ def test_file_over_the_size_limit_is_refused_without_reading_it(tmp_path: Path) 
         parse_incident(b"x" * (MAX_FILE_BYTES + 1))
 
 
+@pytest.mark.timeout(60)  # pathological (quadratic, backtracking) input would not end
 def test_deeply_nested_json_is_refused_quickly() -> None:
-    started = time.monotonic()
     message = _error("[" * 200_000 + "]" * 200_000)
     assert "nested too deeply" in message
     nested: str = '{"a": ' * 50_000 + "1" + "}" * 50_000
     _error(nested)
-    assert time.monotonic() - started < 5
 
 
+@pytest.mark.timeout(60)  # pathological (quadratic, backtracking) input would not end
 def test_hundred_thousand_sentry_frames_are_capped(load_json: Load) -> None:
     body = load_json("sentry-error.created.json")
     frames = [
@@ -195,19 +198,17 @@ def test_hundred_thousand_sentry_frames_are_capped(load_json: Load) -> None:
         for i in range(100_000)
     ]
     body["data"]["error"]["exception"]["values"][0]["stacktrace"]["frames"] = frames
-    started = time.monotonic()
     incident = parse_incident(json.dumps(body))
-    assert time.monotonic() - started < 10
     assert len(incident.frames) == MAX_FRAMES
     assert incident.frames[-1].file == "app/mod99999.py"  # the innermost are kept
     assert incident.extra["frames_omitted"] == 100_000 - MAX_FRAMES
 
 
+@pytest.mark.timeout(60)  # a quadratic parse would not finish; speed itself is for bench/
 def test_hundred_thousand_text_frames_are_capped() -> None:
     frame = '  File "/app/rec.py", line {n}, in recurse\n    return recurse(n - 1)\n'
     body = "".join(frame.format(n=n) for n in range(100_000))
     text = "Traceback (most recent call last):\n" + body + "RecursionError: too deep\n"
-    started = time.monotonic()
     incident = parse_incident(text)
     assert len(incident.frames) == MAX_FRAMES
     assert incident.frames[-1].line == 99_999
@@ -216,7 +217,6 @@ def test_hundred_thousand_text_frames_are_capped() -> None:
     incident = parse_incident(node)
     assert len(incident.frames) == MAX_FRAMES
     assert incident.frames[-1].line == 1  # innermost: the first `at` line
-    assert time.monotonic() - started < 10
 
 
 def test_huge_message_and_control_characters_are_tamed() -> None:
@@ -247,11 +247,10 @@ def test_huge_message_and_control_characters_are_tamed() -> None:
     assert len(incident.error_message.encode()) <= MAX_MESSAGE_BYTES
 
 
+@pytest.mark.timeout(60)  # pathological (quadratic, backtracking) input would not end
 def test_giant_single_line_is_handled_quickly() -> None:
-    started = time.monotonic()
     _error("at " * 3_000_000)
     _error("(" + "a" * 5_000_000)
-    assert time.monotonic() - started < 10
 
 
 def test_json_log_record_holding_a_traceback() -> None:
@@ -297,11 +296,10 @@ def test_incidents_survive_a_json_round_trip(fixture_path: PathOf, name: str) ->
     assert again == incident
 
 
+@pytest.mark.timeout(60)  # pathological (quadratic, backtracking) input would not end
 def test_huge_exception_chain_is_cut_to_its_newest_links() -> None:
     value = {"type": "E", "value": "v" * 40, "stacktrace": {"frames": [{"filename": "a.py"}]}}
     event = {"title": "x", "exception": {"values": [value] * 60_000}}
-    started = time.monotonic()
     incident = parse_incident(json.dumps(event))
-    assert time.monotonic() - started < 10
     assert len(incident.extra["chained_exceptions"]) <= 20
     assert len(incident.frames) == 1
