@@ -177,7 +177,8 @@ def test_hpa_on_an_external_metric(helmrender: Path, tmp_path: Path) -> None:
 def test_with_real_helm_when_present(tmp_path: Path) -> None:
     helm = shutil.which("helm")
     if helm is None:
-        return  # documented: no helm package on Debian, PyPI or npm; the Go renderer covers it
+        # documented: no helm package on Debian, PyPI or npm; the Go renderer covers it
+        pytest.skip("helm is not on PATH; the chart is rendered by the Go template renderer")
     values = tmp_path / "v.yaml"
     values.write_text(yaml.safe_dump(SECRETS))
     subprocess.run([helm, "lint", str(CHART), "-f", str(values)], check=True)

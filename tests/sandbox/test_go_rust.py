@@ -57,6 +57,5 @@ def test_go_and_rust_run_offline_with_per_test_results(
     assert run.exit_code != 0 and run.limit_hit is None
     assert run.passed == (passed,) and run.failed == (failed,)
     only = run_tests(bwrap, ws.path, prepared.plan, (passed,), limits=Limits(timeout_s=180))
-    if tool == "go":
-        assert only.exit_code == 0 and only.failed == ()
+    assert only.exit_code == 0 and only.passed == (passed,) and only.failed == ()
     assert ws.diff() == ""  # build caches and lockfiles the run wrote stay out of the patch
