@@ -73,6 +73,11 @@ class Workspace:
         self.git("add", "-A", "--intent-to-add")
         return self.git("diff", "--no-color", "--no-ext-diff", self.base_sha)
 
+    def diff_stat(self) -> str:
+        """`git diff --stat` of the worktree against the base commit, new files included."""
+        self.git("add", "-A", "--intent-to-add")
+        return self.git("diff", "--stat", "--no-color", self.base_sha)
+
     def commit(self, message: str) -> str:
         """Commit every change on top of the base; returns the new commit's SHA."""
         self.git("add", "-A")

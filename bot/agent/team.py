@@ -348,7 +348,7 @@ class _Job:
         for key in ("root_cause", "confidence", "reproduction_test"):
             if result.get(key) not in (None, ""):
                 lines.append(f"{key}: {result[key]}")
-        stat = self.task.workspace.git("diff", "--stat", self.task.workspace.base_sha, check=False)
+        stat = self.task.workspace.diff_stat()
         lines.append("files changed so far:\n" + (stat.strip() or "(none)"))
         return "\n".join(lines)
 

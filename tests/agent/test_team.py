@@ -94,6 +94,11 @@ def test_the_planner_sees_reports_not_transcripts(
     planner_view = "\n".join(m.content for m in models["planner"].seen[-1])
     assert "fixer finished." in planner_view and "shop/cart.py" in planner_view
     assert "edited shop/cart.py" not in planner_view  # a fixer tool result
+    # the reproducer's report already lists the test file it created
+    report = next(
+        m.content for m in models["planner"].seen[-1] if "reproducer finished." in m.content
+    )
+    assert SHOP.repro_path in report.split("files changed so far:")[1]
     assert "delegate" in models["planner"].tools_seen[0]
     assert "edit_file" not in models["reviewer"].tools_seen[0]
     assert "edit_file" in models["fixer"].tools_seen[0]
@@ -241,7 +246,9 @@ def test_prompt_injection_changes_nothing_outside_the_work_tree(
     assert result.status == "finished"
     assert outside.read_text() == "untouched\n"
     assert ws.git("rev-parse", "HEAD").strip() == origin_head
-    assert ws.git("status", "--porcelain").split() == ["??", "tests/test_env.py"]
+    # the only change is the new file (the delegate report marks it intent-to-add)
+    changed = ws.git("status", "--porcelain", "--untracked-files=all").splitlines()
+    assert [line[3:] for line in changed] == ["tests/test_env.py"]
     origin = tmp_path / "origin-shop"
     assert git(origin, "rev-parse", "main") == origin_head  # nothing was pushed
     assert git(origin, "status", "--porcelain") == ""
