@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,9 @@ class ToolContext:
     # Seconds left of the job's wall-time budget; test runs are cut to fit it.
     remaining_s: Callable[[], float] | None = None
 
-    @property
+    @cached_property
     def root(self) -> Path:
+        """The work tree's real path, resolved once."""
         return self.workspace.path.resolve()
 
     def resolve(self, raw: object, *, must_exist: bool = False) -> Path:
@@ -262,18 +264,27 @@ class Toolbox:
 
     # ---------------------------------------------------------------------------- handlers
 
-    def _all_files(self) -> list[str]:
+    def _files_under(self, prefix: str) -> list[str]:
+        """Tracked and new files under a directory (relative to the root), existing ones only."""
         out = self.ctx.workspace.git(
-            "ls-files", "-z", "--cached", "--others", "--exclude-standard", check=False
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            f":(literal){prefix}",
+            check=False,
         )
-        return sorted({f for f in out.split("\0") if f and (self.ctx.root / f).exists()})
+        root = self.ctx.root
+        return sorted({f for f in out.split("\0") if f and (root / f).exists()})
 
     def _list_files(self, args: dict[str, Any]) -> str:
         base = self.ctx.resolve(args.get("path", "."), must_exist=True)
         prefix = self.ctx.rel(base)
-        files = [f for f in self._all_files() if prefix == "." or f.startswith(prefix + "/")]
         if base.is_file():
-            files = [prefix]
+            return prefix
+        files = self._files_under(prefix)
         shown = files[:MAX_LIST]
         more = f"\n[... {len(files) - len(shown)} more]" if len(files) > len(shown) else ""
         return ("\n".join(shown) or "(no files)") + more
