@@ -37,7 +37,8 @@ def _start_event(path: Path) -> dict[str, Any]:
 
 def replay_trajectory(path: Path, out: Path | None) -> dict[str, Any]:
     """Replay the job recorded in `path`; returns the replay document."""
-    from bot.agent.team import ROLES, AgentTask, run_team
+    from bot.agent.providers import ROLES
+    from bot.agent.team import AgentTask, run_team
     from bot.incident import Incident
     from bot.localize import localize
     from bot.patch import Patch

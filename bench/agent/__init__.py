@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.agent.messages import ChatModel, Message, ModelReply, ToolSpec
-from bot.agent.providers import make_models
-from bot.agent.team import ROLES, AgentTask, run_team
+from bot.agent.providers import ROLES, make_models
+from bot.agent.team import AgentTask, run_team
 from bot.localize import estimate_tokens, localize
 from bot.repo_config import RepoConfig
 from bot.sandbox import make_sandbox

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from bot.agent.budget import Budget, BudgetExhausted, RoleUsage
 from bot.agent.messages import ChatModel, Message, ToolSpec
-from bot.agent.providers import ScriptCache, make_model
+from bot.agent.providers import ROLES, ScriptCache, make_model
 from bot.agent.tools import Toolbox, ToolContext, ToolError
 from bot.agent.trajectory import TrajectoryWriter
 from bot.agent.untrusted import DATA_RULE, Redactor, quote_untrusted
@@ -33,7 +33,6 @@ from bot.toolchain import TestPlan
 from bot.workspace import Workspace
 
 Status = Literal["finished", "budget_exhausted", "gave_up", "error"]
-ROLES = ("planner", "localizer", "reproducer", "fixer", "reviewer")
 SUB_ROLES = ROLES[1:]
 SUB_AGENT_MAX_STEPS = 25  # one sub-agent's own cap; the job budget still applies
 MAX_BODY_CHARS = 4000  # of an issue body in the planner's brief

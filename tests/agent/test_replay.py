@@ -9,7 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.agent.team import ROLES, AgentTask, run_team
+from bot.agent.providers import ROLES
+from bot.agent.team import AgentTask, run_team
 from bot.localize import localize
 from bot.sandbox import Sandbox
 from bot.toolchain import TestPlan

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.agent.messages import ModelReply
-from bot.agent.team import ROLES, AgentTask, run_team
+from bot.agent.providers import ROLES
+from bot.agent.team import AgentTask, run_team
 from bot.localize import localize
 from bot.repo_config import BudgetConfig, RepoConfig
 from bot.sandbox import Sandbox
