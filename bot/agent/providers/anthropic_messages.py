@@ -15,7 +15,7 @@ import anthropic
 
 from bot.agent.messages import Message, ModelReply, ToolCall, ToolSpec
 from bot.agent.pricing import PriceTable
-from bot.agent.providers.retry import Failure, RetryPolicy, call_with_retries, parse_retry_after
+from bot.agent.providers.retry import Failure, RetryPolicy, call_with_retries, http_failure
 from bot.errors import ModelError
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -70,15 +70,7 @@ def classify(exc: BaseException) -> Failure | None:
     if isinstance(exc, anthropic.APIConnectionError):
         return Failure(True, f"connection failed ({type(exc.__cause__ or exc).__name__})")
     if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        message = ""
-        body = exc.body
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            message = str(body["error"].get("message") or "")
-        detail = f" ({message[:200]})" if message else ""
-        retryable = status in (408, 409, 429) or status >= 500
-        retry_after = parse_retry_after(dict(exc.response.headers)) if retryable else None
-        return Failure(retryable, f"HTTP {status}{detail}", retry_after)
+        return http_failure(exc.status_code, exc.body, dict(exc.response.headers))
     if isinstance(exc, anthropic.AnthropicError):
         return Failure(False, type(exc).__name__)
     return None

@@ -15,7 +15,7 @@ import openai
 
 from bot.agent.messages import Message, ModelReply, ToolCall, ToolSpec
 from bot.agent.pricing import PriceTable
-from bot.agent.providers.retry import Failure, RetryPolicy, call_with_retries, parse_retry_after
+from bot.agent.providers.retry import Failure, RetryPolicy, call_with_retries, http_failure
 from bot.errors import ModelError
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -85,26 +85,10 @@ def classify(exc: BaseException) -> Failure | None:
     if isinstance(exc, openai.APIConnectionError):
         return Failure(True, f"connection failed ({type(exc.__cause__ or exc).__name__})")
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        detail = _error_detail(exc)
-        retryable = status in (408, 409, 429) or status >= 500
-        retry_after = parse_retry_after(dict(exc.response.headers)) if retryable else None
-        return Failure(retryable, f"HTTP {status}{detail}", retry_after)
+        return http_failure(exc.status_code, exc.body, dict(exc.response.headers))
     if isinstance(exc, openai.OpenAIError):
         return Failure(False, type(exc).__name__)
     return None
-
-
-def _error_detail(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    message = ""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            message = str(inner.get("message") or "")
-        elif isinstance(inner, str):
-            message = inner
-    return f" ({message[:200]})" if message else ""
 
 
 class OpenAIChatModel:

@@ -71,6 +71,25 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def http_failure(status: int, body: object, headers: Mapping[str, str] | None) -> Failure:
+    """An HTTP error reply: 408 / 409 / 429 / 5xx are retried (after Retry-After when given).
+
+    The reason names the status and the message of an `{"error": {"message": ...}}`,
+    `{"error": "..."}` or `{"message": ...}` body.
+    """
+    message = ""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            message = str(inner.get("message") or "")
+        elif isinstance(inner, str):
+            message = inner
+    detail = f" ({message[:200]})" if message else ""
+    retryable = status in (408, 409, 429) or status >= 500
+    retry_after = parse_retry_after(headers) if retryable else None
+    return Failure(retryable, f"HTTP {status}{detail}", retry_after)
+
+
 def run_with_deadline(fn: Callable[[], T], timeout_s: float) -> T:
     """Run `fn` in a daemon thread; raise CallTimedOut when it has not returned in time."""
     outcome: list[T] = []
