@@ -230,7 +230,7 @@ class _Job:
 
     def model(self, role: str) -> ChatModel:
         if role not in self.models:
-            spec = self.task.models.get(role) or self.task.models.get("default")
+            spec = self.task.models.get(role)
             if spec is None:
                 raise KeyError(f"no model configured for role {role!r}")
             self.models[role] = resolve_model(spec, self.settings, role, self.scripts)

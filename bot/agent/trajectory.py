@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -76,7 +75,6 @@ class TrajectoryWriter:
         self._file: IO[str] = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
         self._sent: dict[str, int] = {}
-        self.steps = 0
 
     def __enter__(self) -> TrajectoryWriter:
         return self
@@ -94,7 +92,6 @@ class TrajectoryWriter:
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
-            self.steps += 1
 
     def model_step(
         self,
@@ -182,18 +179,6 @@ class TrajectoryWriter:
                 "elapsed_s": 0.0,
             }
         )
-
-
-class Stopwatch:
-    """Measures `elapsed_s` for a step: `with Stopwatch() as sw: ...; sw.elapsed_s`."""
-
-    def __enter__(self) -> Stopwatch:
-        self._start = time.monotonic()
-        self.elapsed_s = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.elapsed_s = time.monotonic() - self._start
 
 
 def read_trajectory(path: Path) -> list[dict[str, Any]]:
@@ -287,7 +272,6 @@ def script_from_trajectory(path: Path) -> dict[str, Any]:
 
 
 __all__ = [
-    "Stopwatch",
     "TrajectoryWriter",
     "is_trajectory_text",
     "read_trajectory",

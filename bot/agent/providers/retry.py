@@ -124,8 +124,6 @@ def call_with_retries(
     policy: RetryPolicy,
     *,
     label: str,
-    sleep: Callable[[float], None] = time.sleep,
-    on_retry: Callable[[int, Failure, float], None] | None = None,
 ) -> T:
     """Call `fn` until it succeeds, a failure is not retryable, or the attempts / wait run out.
 
@@ -159,8 +157,6 @@ def call_with_retries(
         log.info(
             "model call retry: %s: %s; attempt %d, waiting %.2fs", label, reason, attempt, delay
         )
-        if on_retry is not None:
-            on_retry(attempt, failure, delay)
-        sleep(delay)
+        time.sleep(delay)
         waited += delay
     raise AssertionError("unreachable")  # pragma: no cover

@@ -33,10 +33,6 @@ class Script:
     used: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def label(self) -> str:
-        return f"scripted:{self.source}"
-
     def next_reply(self, role: str) -> ModelReply:
         """The next turn for `role`; ModelScriptError when the role has none left."""
         with self._lock:
@@ -54,10 +50,6 @@ class Script:
                 )
             self.used[role] = index + 1
             return queue[index]
-
-    def remaining(self, role: str) -> int:
-        with self._lock:
-            return len(self.turns.get(role, ())) - self.used.get(role, 0)
 
 
 class ScriptedModel:
