@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bot.agent.candidates import run_candidates
 from bot.agent.team import AgentTask
+from bot.agent.trajectory import read_trajectory
 from bot.localize import localize
 from bot.repo_config import BudgetConfig, RepoConfig
 from bot.sandbox import Sandbox
@@ -50,7 +51,9 @@ def test_the_masking_candidate_loses_to_the_real_fix(
     # the work tree holds the winner; each attempt had half the step budget and its own file
     assert "if not items" in (ws.path / "shop/cart.py").read_text()
     assert "average_price([])" in (ws.path / SHOP.repro_path).read_text()
-    assert (tmp_path / "out" / "trajectory-2.jsonl").is_file()
+    for name in ("trajectory.jsonl", "trajectory-2.jsonl"):
+        start = read_trajectory(tmp_path / "out" / name)[0]
+        assert start["event"] == "start" and start["data"]["budget"]["max_steps"] == 30
     assert sum(u.calls for u in runs[0].agent.usage.values()) <= 30
 
 
