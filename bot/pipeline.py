@@ -20,7 +20,7 @@ from bot.errors import ConfigError, UsageError
 from bot.evidence import Evidence
 from bot.incident import Incident
 from bot.patch import Patch
-from bot.policy import Action, Decision, Facts, decide
+from bot.policy import Action, Decision, Facts, agent_job_error, decide
 from bot.repo_config import RepoConfig, load_repo_config
 from bot.report import Report, write_artifacts
 from bot.sandbox import Sandbox
@@ -133,7 +133,6 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
         logs = validation.logs if validation and not patch.empty else {}
         timing["validate_s"] = time.monotonic() - mark
 
-        job_error = None if agent.status == "finished" else f"{agent.status}: {agent.message}"
         decision = decide(
             Facts(
                 incident=incident,
@@ -142,7 +141,7 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
                 config=config,
                 config_error=config_error,
                 merges_today=request.merges_today,
-                job_error=job_error,
+                job_error=agent_job_error(agent.status, agent.message),
             )
         )
         metrics.DECISIONS.labels(decision.action.label).inc()

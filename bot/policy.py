@@ -90,6 +90,11 @@ class Decision:
         }
 
 
+def agent_job_error(status: str, message: str) -> str | None:
+    """`Facts.job_error` for an agent that ended with `status`: None only when it finished."""
+    return None if status == "finished" else f"{status}: {message}"
+
+
 # Rules about unattended merging that a person's explicit `/selfheal merge` waives.
 MANUAL_MERGE_WAIVES = frozenset({"auto_merge_enabled", "daily_merge_cap", "merge_window"})
 

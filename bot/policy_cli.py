@@ -18,7 +18,7 @@ from bot.errors import ConfigError, SelfhealError, UsageError
 from bot.evidence import evidence_from_dict
 from bot.incident import Incident
 from bot.patch import Patch
-from bot.policy import Decision, Facts, decide
+from bot.policy import Decision, Facts, agent_job_error, decide
 from bot.repo_config import RepoConfig, parse_repo_config
 
 app = typer.Typer(help="Inspect the merge policy.", no_args_is_help=True)
@@ -31,7 +31,7 @@ def facts_from_report(
     now: datetime | None = None,
     merges_today: int = 0,
 ) -> Facts:
-    """Policy facts from a report.json document (keys `incident`, `patch`, `evidence`)."""
+    """Policy facts from a report.json document (keys `incident`, `patch`, `evidence`, `agent`)."""
     try:
         incident = Incident.from_dict(report["incident"])
         patch_data = report.get("patch") or {}
@@ -42,9 +42,11 @@ def facts_from_report(
             removed=int(patch_data.get("removed") or 0),
         )
         evidence = evidence_from_dict(report.get("evidence") or {})
+        agent = report["agent"]
+        job_error = agent_job_error(str(agent["status"]), str(agent.get("message") or ""))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(
-            f"the report is not a selfheal report.json (needs incident, patch, evidence): {exc}"
+            f"the report is not a selfheal report.json (needs incident, patch, evidence, agent): {exc}"
         ) from None
     return Facts(
         incident=incident,
@@ -54,7 +56,7 @@ def facts_from_report(
         config_error=config_error,
         now=now or datetime.now(UTC),
         merges_today=merges_today,
-        job_error=report.get("job_error"),
+        job_error=job_error,
     )
 
 
