@@ -289,7 +289,7 @@ class JobRunner:
                     base_branch=target.default_branch,
                     branch=branch,
                     decision=decision,
-                    report_markdown=render_markdown(report),
+                    report_markdown=render_markdown(report, decision_record=False),
                     report=report.to_dict(),
                     incident=report.incident,
                     trigger=trigger,

@@ -2,7 +2,8 @@
 
 `report.json` is also what `selfheal fix --json` prints; its schema is a contract documented
 in docs/fix-json.md (`version` changes only for breaking changes). May import:
-bot.agent.budget (usage records), bot.incident, bot.evidence, bot.patch, bot.policy.
+bot.agent.budget (usage records), bot.incident, bot.evidence, bot.patch, bot.policy,
+bot.messages (the decision record table).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from bot.agent.budget import RoleUsage
 from bot.evidence import Evidence
 from bot.incident import Incident
+from bot.messages import decision_table
 from bot.patch import Patch
 from bot.policy import Action, Decision
 
@@ -92,12 +94,12 @@ class Report:
         }
 
 
-def _verdict_mark(verdict: str) -> str:
-    return {"pass": "✅", "fail": "❌"}.get(verdict, "·")
+def render_markdown(report: Report, *, decision_record: bool = True) -> str:
+    """The human report: root cause, change, red -> green, suite, rules, cost.
 
-
-def render_markdown(report: Report) -> str:
-    """The human report: root cause, change, red -> green, suite, rules, cost."""
+    The PR body and the check run show the decision record at their top themselves
+    (`messages.pr_body`, `messages.check_summary`); what they embed is rendered without it.
+    """
     inc, ev, dec = report.incident, report.evidence, report.decision
     lines = [f"# Selfheal report: {inc.title}", ""]
     if report.scripted:
@@ -143,10 +145,8 @@ def render_markdown(report: Report) -> str:
             lines += [f"- New failures: {', '.join(f'`{t}`' for t in suite.new_failures)}"]
     for finding in ev.anti_masking:
         lines += [f"- Masking: {finding.kind} in `{finding.file}`: {finding.detail}"]
-    lines += ["", "## Decision record", "", "| rule | verdict | detail |", "| --- | --- | --- |"]
-    for r in dec.reasons:
-        detail = r.detail.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {r.rule} | {_verdict_mark(r.verdict)} {r.verdict} | {detail} |")
+    if decision_record:
+        lines += ["", "## Decision record", "", decision_table(dec)]
     cost = report.cost()
     lines += [
         "",

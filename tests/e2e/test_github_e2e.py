@@ -130,7 +130,14 @@ def test_auto_merge_off_gives_an_open_pr_and_a_redelivery_updates_it(
     fake = stack.gh.repos[repo]
     (pull,) = fake.pulls.values()
     assert pull.state == "open" and not pull.merged and pull.auto_merge is None
+    # The PR body and the check run show the decision record once, above the evidence.
+    assert pull.body.count("| rule | verdict | detail |") == 1, pull.body
+    assert pull.body.index("`auto_merge_enabled`") < pull.body.index("## Root cause")
     head_before = fake.sha(pull.head)
+    checks = [
+        c for c in fake.check_runs if c["name"] == "selfheal" and c["head_sha"] == head_before
+    ]
+    assert checks[-1]["output"]["summary"].count("| rule | verdict | detail |") == 1
     assert _pushes(stack, repo) == 1
 
     # The same Sentry issue fires again after the first job ended (cooldown 0): a new job
