@@ -318,6 +318,8 @@ class JobRunner:
             job_id=self.request.job_id,
             merges_today=self.store.merges_today(target.repo),
             git_env=git_env,
+            config=config,
+            config_error=error,
         )
         report = heal(request, deliver)
         if report.decision.action is Action.REPORT and trigger is not None:

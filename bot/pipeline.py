@@ -51,6 +51,10 @@ class FixRequest:
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     merges_today: int = 0
     git_env: Callable[[], dict[str, str]] | None = None
+    # The repository config as read from the default branch (docs/configuration.md) with its
+    # error text; None: read `.github/selfheal.yml` from the checkout (`selfheal fix`).
+    config: RepoConfig | None = None
+    config_error: str | None = None
 
 
 def branch_name(incident: Incident) -> str:
@@ -83,11 +87,12 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
     workspace = manager.checkout(request.source, incident.ref, request.job_id)
     timing["workspace_s"] = time.monotonic() - mark
     try:
-        config_error: str | None = None
-        try:
-            config = load_repo_config(workspace.path)
-        except ConfigError as exc:
-            config, config_error = RepoConfig(), str(exc)
+        config, config_error = request.config, request.config_error
+        if config is None:
+            try:
+                config = load_repo_config(workspace.path)
+            except ConfigError as exc:
+                config, config_error = RepoConfig(), str(exc)
         plan = detect(workspace.path, config)
         models = resolve_models(settings, config, request.model_overrides)
         # Build every model now: a bad script, provider or missing key stops the job before
