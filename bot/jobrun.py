@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from githubkit import GitHub
-from githubkit.exception import GitHubException, RequestFailed
+from githubkit.exception import GitHubException, RequestFailed, RequestTimeout
 
 from bot import messages
 from bot.commands import CommentEvent, ReviewEvent, handle_comment, handle_review
@@ -44,7 +44,7 @@ from bot.delivery.github import (
     upsert_comment,
 )
 from bot.errors import SelfhealError
-from bot.github.app import GitHubApp, split_repo
+from bot.github.app import GitHubApp, describe_github_error, split_repo
 from bot.github.credentials import git_auth_env
 from bot.incident import Frame, Incident
 from bot.jobs import ACTIVE_STATES, GitHubEvent, JobOutcome, JobRequest
@@ -83,15 +83,8 @@ def run_job(request: JobRequest, settings: Settings) -> JobOutcome:
 
 def one_line(exc: BaseException) -> str:
     """`Type: message` on one line, secrets redacted, at most 300 characters."""
-    if isinstance(exc, RequestFailed):
-        try:
-            data = exc.response.json()
-        except ValueError:
-            data = {}
-        message = data.get("message") if isinstance(data, dict) else None
-        status = exc.response.status_code
-        where = f"{exc.request.method} {exc.request.url.path}"
-        text = f"GitHub answered {status} to {where}: {message or 'no message'}"
+    if isinstance(exc, (RequestFailed, RequestTimeout)):
+        text = describe_github_error(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
     return redact_text(" ".join(text.split()))[:300]

@@ -30,7 +30,7 @@ from githubkit.exception import GitHubException, GraphQLFailed, RequestFailed, R
 from bot import messages
 from bot.backlinks import post_backlinks
 from bot.errors import ConfigError, SelfhealError
-from bot.github.app import GitHubApp, split_repo
+from bot.github.app import GitHubApp, describe_github_error, split_repo
 from bot.github.credentials import git_auth_env
 from bot.incident import Incident
 from bot.policy import Action, Decision
@@ -123,19 +123,6 @@ def _raw(resp: Any) -> Any:
 
 def _status(exc: GitHubException) -> int | None:
     return exc.response.status_code if isinstance(exc, RequestFailed) else None
-
-
-def _message(exc: GitHubException) -> str:
-    if isinstance(exc, RequestFailed):
-        try:
-            data = exc.response.json()
-        except ValueError:
-            data = {}
-        msg = data.get("message") if isinstance(data, dict) else None
-        return f"HTTP {exc.response.status_code}: {msg or 'no message'}"
-    if isinstance(exc, RequestTimeout):
-        return "timed out"
-    return type(exc).__name__
 
 
 def get_pull(gh: GitHub[Any], repo: str, number: int) -> dict[str, Any]:
@@ -351,7 +338,7 @@ def _set_pr_flag(
         detail = (
             "; ".join(str(getattr(e, "message", e)) for e in exc.response.errors or [])
             if isinstance(exc, GraphQLFailed)
-            else _message(exc)
+            else describe_github_error(exc)
         )
         result.notes.append(f"{mutation} on #{pull['number']} failed ({detail})")
         return False
@@ -373,7 +360,7 @@ def _enable_auto_merge(
         armed = bool(
             get_pull(gh, str(pull["base"]["repo"]["full_name"]), pull["number"]).get("auto_merge")
         )
-        return armed, f"auto-merge request {_message(exc)}; read back: armed={armed}"
+        return armed, f"auto-merge request {describe_github_error(exc)}; read back: armed={armed}"
     return True, "auto-merge enabled"
 
 
@@ -389,8 +376,8 @@ def _rest_merge(
     except (RequestFailed, RequestTimeout) as exc:
         status = _status(exc)
         if status is not None and status < 500 and status not in (405, 409):
-            return MergeResult(detail=f"GitHub refused the merge ({_message(exc)})")
-        reason = _message(exc)
+            return MergeResult(detail=f"GitHub refused the merge ({describe_github_error(exc)})")
+        reason = describe_github_error(exc)
     # Ambiguous: the merge may or may not have happened. Read, never retry blindly.
     state = get_pull(gh, repo, number)
     if state.get("merged"):
@@ -491,7 +478,7 @@ def _check_run(gh: GitHub[Any], req: GitHubDelivery, sha: str, url: str | None) 
     try:
         return int(_raw(gh.rest.checks.create(owner, name, data=body))["id"])  # type: ignore[call-overload]
     except GitHubException as exc:  # the PR is what matters; a missing check is a note
-        log.warning("check_run_failed", repo=req.repo, error=_message(exc))
+        log.warning("check_run_failed", repo=req.repo, error=describe_github_error(exc))
         return None
 
 
@@ -520,10 +507,7 @@ def deliver_to_github(
             result, created = _deliver(gh, req, client)
     except GitHubException as exc:
         # Safe to retry the whole job: the PR is found again by its branch, never duplicated.
-        where = ""
-        if isinstance(exc, (RequestFailed, RequestTimeout)):
-            where = f"{exc.request.method} {exc.request.url.path}"
-        raise DeliveryError(f"GitHub call failed: {where} {_message(exc)}".strip()) from None
+        raise DeliveryError(describe_github_error(exc)) from None
     if settings is not None and result.pr_url and (created or result.merged):
         result.notes += post_backlinks(settings, req.incident, result.pr_url, result.merged)
     return result
@@ -594,10 +578,14 @@ def _deliver(
             # 422 "already exists" (a concurrent job) or an ambiguous 5xx/timeout: read back.
             status = _status(exc)
             if status is not None and status < 500 and status != 422:
-                raise DeliveryError(f"cannot open the pull request ({_message(exc)})") from None
+                raise DeliveryError(
+                    f"cannot open the pull request ({describe_github_error(exc)})"
+                ) from None
             existing = find_pull_for_branch(gh, req.repo, req.branch)
             if existing is None or existing.get("state") != "open":
-                raise DeliveryError(f"cannot open the pull request ({_message(exc)})") from None
+                raise DeliveryError(
+                    f"cannot open the pull request ({describe_github_error(exc)})"
+                ) from None
             created = status != 422
     if existing is not None:
         pull = _raw(
@@ -615,7 +603,7 @@ def _deliver(
         try:
             gh.rest.issues.add_labels(owner, name, result.pr_number, labels=list(req.labels))
         except GitHubException as exc:
-            result.notes.append(f"could not add labels ({_message(exc)})")
+            result.notes.append(f"could not add labels ({describe_github_error(exc)})")
     result.check_run_id = _check_run(gh, req, sha, result.pr_url)
 
     if action is Action.MERGE and not pull.get("draft"):
@@ -663,4 +651,4 @@ def _comment_on_trigger(gh: GitHub[Any], req: GitHubDelivery, result: DeliveryRe
             gh, req.repo, req.trigger, body, messages.marker("delivery", req.incident.fingerprint)
         )
     except GitHubException as exc:
-        result.notes.append(f"could not comment on #{req.trigger} ({_message(exc)})")
+        result.notes.append(f"could not comment on #{req.trigger} ({describe_github_error(exc)})")

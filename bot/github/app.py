@@ -31,7 +31,12 @@ import httpx
 from githubkit import AppAuthStrategy, GitHub
 from githubkit.auth.base import BaseAuthStrategy
 from githubkit.cache import MemCacheStrategy
-from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed
+from githubkit.exception import (
+    GitHubException,
+    RateLimitExceeded,
+    RequestFailed,
+    RequestTimeout,
+)
 from githubkit.retry import RetryOption
 from githubkit.throttling import BaseThrottler
 
@@ -245,6 +250,22 @@ class GitHubApp:
         owner, name = split_repo(repo)
         data = self.app_client.rest.apps.get_repo_installation(owner, name).json()
         return int(data["id"])
+
+
+def describe_github_error(exc: GitHubException) -> str:
+    """One line for a failed GitHub call: `GitHub answered 502 to POST /path: message`,
+    `GitHub timed out on GET /path`, or the exception's type."""
+    if isinstance(exc, RequestFailed):
+        try:
+            data = exc.response.json()
+        except ValueError:
+            data = {}
+        message = data.get("message") if isinstance(data, dict) else None
+        where = f"{exc.request.method} {exc.request.url.path}"
+        return f"GitHub answered {exc.response.status_code} to {where}: {message or 'no message'}"
+    if isinstance(exc, RequestTimeout):
+        return f"GitHub timed out on {exc.request.method} {exc.request.url.path}"
+    return type(exc).__name__
 
 
 def split_repo(repo: str) -> tuple[str, str]:

@@ -392,7 +392,7 @@ def test_failed_github_calls_never_duplicate_the_pr(
 
     gh.fault("POST", r"/issues/\d+/labels$", 500, times=1)
     gh.fault("GET", r"/repos/acme/shop$", 500, times=9)  # GitHub down: reads fail too
-    with pytest.raises(DeliveryError, match="GET /api/v3/repos/acme/shop HTTP 500"):
+    with pytest.raises(DeliveryError, match="GitHub answered 500 to GET /api/v3/repos/acme/shop: "):
         deliver_to_github(request(worktree, Action.PR), app)
     gh.faults.clear()
     again = deliver_to_github(request(worktree, Action.PR), app)
