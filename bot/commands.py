@@ -8,7 +8,8 @@ other bot's. Commands inside quotes (`>`) or code blocks are not commands. Unkno
 malformed commands get the help text; nothing a commenter writes is ever executed or trusted
 beyond being passed on as a hint.
 
-May import: bot.github, bot.delivery.github, bot.messages, bot.repo_config, bot.errors.
+May import: bot.github, bot.delivery.github, bot.messages, bot.repo_config, bot.errors,
+bot.incident.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from githubkit import GitHub
 from githubkit.exception import GitHubException, RequestFailed
 
 from bot import messages
-from bot.delivery.github import BRANCH_PREFIX, get_pull, post_comment
+from bot.delivery.github import get_pull, post_comment
 from bot.errors import SelfhealError
 from bot.github.app import GitHubApp, split_repo
+from bot.incident import BRANCH_PREFIX
 from bot.repo_config import RepoConfig
 
 log = structlog.get_logger(__name__)

@@ -1,7 +1,8 @@
 """The one normalized record every signal becomes, and its stable fingerprint.
 
 Sentry events, PagerDuty incidents, GitHub CI failures and issues, and plain stack traces all
-become an `Incident`. Readers live in `bot.readers`; this module holds only the record.
+become an `Incident`. Readers live in `bot.readers`; this module holds only the record and
+the name of the bot's branch for its problem.
 May import: nothing from bot.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 # How many in-app frames (innermost first) define "the same problem".
 FINGERPRINT_FRAMES = 3
 SHORT_FINGERPRINT_LEN = 12
+# Every branch the bot pushes starts with this; webhooks on other branches are not the bot's.
+BRANCH_PREFIX = "selfheal/"
 
 
 @dataclass(frozen=True)
@@ -142,3 +145,8 @@ def compute_fingerprint(incident: Incident) -> str:
     else:
         parts.append(f"{incident.source}:{incident.external_id or incident.title}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def branch_name(incident: Incident) -> str:
+    """The problem's branch: one per fingerprint, shared by every retry of the same problem."""
+    return f"{BRANCH_PREFIX}{incident.short_fingerprint}"

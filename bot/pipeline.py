@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bot import metrics
 from bot.errors import ConfigError, UsageError
 from bot.evidence import Evidence
-from bot.incident import Incident
+from bot.incident import Incident, branch_name
 from bot.patch import Patch
 from bot.policy import Action, Decision, Facts, agent_job_error, decide
 from bot.repo_config import RepoConfig, load_repo_config
@@ -30,8 +30,6 @@ from bot.workspace import Workspace, WorkspaceManager
 
 if TYPE_CHECKING:
     from bot.validate import Validation
-
-BRANCH_PREFIX = "selfheal/"
 
 # Delivery callback: (workspace, branch, decision, report) -> what was done (JSON-able).
 Deliver = Callable[[Workspace, str, Decision, Report], dict[str, Any]]
@@ -55,10 +53,6 @@ class FixRequest:
     # error text; None: read `.github/selfheal.yml` from the checkout (`selfheal fix`).
     config: RepoConfig | None = None
     config_error: str | None = None
-
-
-def branch_name(incident: Incident) -> str:
-    return f"{BRANCH_PREFIX}{incident.short_fingerprint}"
 
 
 def resolve_models(

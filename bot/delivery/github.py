@@ -40,7 +40,6 @@ from bot.settings import Settings
 log = structlog.get_logger(__name__)
 
 SELFHEAL_CHECK = "selfheal"
-BRANCH_PREFIX = "selfheal/"
 ChecksState = Literal["success", "pending", "failure", "none"]
 
 AUTO_MERGE_MUTATION = """
@@ -56,11 +55,6 @@ mutation($id: ID!, $sha: GitObjectID, $method: PullRequestMergeMethod) {
 
 class DeliveryError(SelfhealError):
     """GitHub refused a step of the delivery (push rejected, PR cannot be created)."""
-
-
-def branch_name(incident: Incident) -> str:
-    """The problem's branch: one per fingerprint, shared by every retry of the same problem."""
-    return f"{BRANCH_PREFIX}{incident.short_fingerprint}"
 
 
 @dataclass(frozen=True)

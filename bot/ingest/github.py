@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.incident import Incident
+from bot.incident import BRANCH_PREFIX, Incident
 from bot.ingest.routes import (
     Ignored,
     InstallationChange,
@@ -26,7 +26,6 @@ from bot.jobs import MAX_TEXT, GitHubEvent
 from bot.settings import Settings
 
 COMMAND = "/selfheal"
-BOT_BRANCH_PREFIX = "selfheal/"
 INSTALLATION_ACTIONS = ("created", "deleted", "suspend", "unsuspend", "new_permissions_accepted")
 
 
@@ -267,8 +266,8 @@ def _check_suite(
         return Ignored(f"github check_suite.{action} is not acted on")
     obj = need_mapping(payload, "check_suite")
     branch = text(obj, "head_branch", 300) or ""
-    if not branch.startswith(BOT_BRANCH_PREFIX):
-        return Ignored(f"check suite on {branch!r}, not one of the bot's ({BOT_BRANCH_PREFIX}*)")
+    if not branch.startswith(BRANCH_PREFIX):
+        return Ignored(f"check suite on {branch!r}, not one of the bot's ({BRANCH_PREFIX}*)")
     if obj.get("conclusion") != "success":
         return Ignored(f"check suite on {branch} concluded {obj.get('conclusion')!r}")
     repo = _repo(payload)
@@ -298,10 +297,8 @@ def _review_comment(
     if _is_bot(payload.get("sender")) or _is_bot(get(payload, "comment.user")):
         return Ignored("the comment is from a bot")
     head = text(payload, "pull_request.head.ref", 300) or ""
-    if not head.startswith(BOT_BRANCH_PREFIX):
-        return Ignored(
-            f"pull request branch {head!r} is not one of the bot's ({BOT_BRANCH_PREFIX}*)"
-        )
+    if not head.startswith(BRANCH_PREFIX):
+        return Ignored(f"pull request branch {head!r} is not one of the bot's ({BRANCH_PREFIX}*)")
     repo = _repo(payload)
     number = need_int(payload, "pull_request.number")
     comment_id = need_int(payload, "comment.id")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.backlinks import post_backlinks
-from bot.delivery.github import GitHubDelivery, branch_name, deliver_to_github
+from bot.delivery.github import GitHubDelivery, deliver_to_github
 from bot.github.app import GitHubApp
+from bot.incident import branch_name
 from bot.policy import Action
 from bot.settings import load_settings
 from tests.github.conftest import INCIDENT, REPO, decision_for

@@ -17,8 +17,9 @@ from bot.commands import (
     handle_review,
     parse_command,
 )
-from bot.delivery.github import GitHubDelivery, branch_name, deliver_to_github
+from bot.delivery.github import GitHubDelivery, deliver_to_github
 from bot.github.app import GitHubApp
+from bot.incident import branch_name
 from bot.policy import Action
 from bot.repo_config import RepoConfig
 from tests.github.conftest import INCIDENT, REPO, decision_for

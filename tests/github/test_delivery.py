@@ -12,7 +12,6 @@ import pytest
 from bot.delivery.github import (
     DeliveryError,
     GitHubDelivery,
-    branch_name,
     deliver_to_github,
     fetch_repo_config,
     merge_if_green,
@@ -20,6 +19,7 @@ from bot.delivery.github import (
 )
 from bot.errors import ConfigError
 from bot.github.app import GitHubApp, RateLimited
+from bot.incident import branch_name
 from bot.policy import Action
 from bot.repo_config import RepoConfig, parse_repo_config
 from tests.github.conftest import INCIDENT, REPO, decision_for, make_worktree
