@@ -236,11 +236,6 @@ class GitHubApp:
             self._tokens[installation_id] = InstallationToken(str(data["token"]), expires)
             return str(data["token"])
 
-    def forget_token(self, installation_id: int) -> None:
-        """Drop a cached token (after a 401: revoked or the installation changed)."""
-        with self._lock:
-            self._tokens.pop(installation_id, None)
-
     def installation_client(self, installation_id: int) -> GitHub[Any]:
         """A client acting as the installation; each request uses a fresh-enough token."""
         return self._client(InstallationAuthStrategy(self, installation_id))
@@ -273,12 +268,3 @@ def split_repo(repo: str) -> tuple[str, str]:
     if not sep or not owner or not name or "/" in name:
         raise SelfhealError(f"expected a repository as owner/name, got {repo!r}")
     return owner, name
-
-
-def sleep_until(deadline: float, interval: float) -> bool:
-    """Sleep `interval` (not past `deadline`); False when the deadline has passed."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        return False
-    time.sleep(min(interval, remaining))
-    return True
