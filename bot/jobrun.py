@@ -302,11 +302,12 @@ class JobRunner:
                 self.store.remember_pull(target.repo, result.pr_number, self.request.job_id)
             return {**result.to_dict(), "branch": branch}
 
+        sandbox = make_sandbox(settings, ro_paths=tuple(settings.selfheal_sandbox_ro_paths))
         request = FixRequest(
             source=target.clone_url,
             incident=incident,
             settings=settings,
-            sandbox=make_sandbox(settings, ro_paths=tuple(settings.selfheal_sandbox_ro_paths)),
+            sandbox=sandbox,
             hint=hint,
             job_id=self.request.job_id,
             merges_today=self.store.merges_today(target.repo),
@@ -314,7 +315,10 @@ class JobRunner:
             config=config,
             config_error=error,
         )
-        report = heal(request, deliver)
+        try:
+            report = heal(request, deliver)
+        finally:
+            sandbox.close()  # a worker runs job after job: nothing of this one stays parked
         if report.decision.action is Action.REPORT and trigger is not None:
             self.comment_report(target, trigger, report.incident, report.decision)
         delivery = report.delivery

@@ -71,6 +71,11 @@ class Sandbox(Protocol):
         shared dependency environment); everything else of the host stays out of reach."""
         ...
 
+    def close(self) -> None:
+        """Release what the sandbox keeps between commands (a parked launcher, a proxy);
+        the owner calls it once done with the sandbox."""
+        ...
+
 
 def make_sandbox(
     backend: str | Settings = "bwrap",

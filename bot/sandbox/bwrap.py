@@ -13,7 +13,6 @@ may create one, the wall clock and the output cap.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import shutil
@@ -21,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -147,7 +147,9 @@ class BwrapSandbox:
         self._proxy: EgressProxy | None = None
         self._proxy_lock = threading.Lock()
         self._launchers = LauncherPool(Limits().pids, Limits().memory_mb)
-        atexit.register(self._launchers.close)
+        # At exit, or once this sandbox is gone, the parked launcher goes too; the finalizer
+        # holds only the pool, so it does not keep a sandbox that nobody closed alive.
+        weakref.finalize(self, self._launchers.close)
 
     def egress_proxy(self) -> EgressProxy:
         """The allow-listing proxy for the install phase (started on first use)."""
@@ -277,7 +279,7 @@ class BwrapSandbox:
         self._launchers.settle()
 
     def close(self) -> None:
-        """Stop the parked launcher and the egress proxy (also done at exit)."""
+        """Stop the parked launcher and the egress proxy (the launcher also goes at exit)."""
         self._launchers.close()
         if self._proxy is not None:
             self._proxy.close()

@@ -131,3 +131,6 @@ class DockerSandbox:
                 stderr=subprocess.DEVNULL,
                 check=False,
             )
+
+    def close(self) -> None:
+        """Nothing is kept between commands."""

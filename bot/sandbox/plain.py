@@ -51,3 +51,6 @@ class PlainSandbox:
             on_output=on_output,
             backend=self.name,
         )
+
+    def close(self) -> None:
+        """Nothing is kept between commands."""

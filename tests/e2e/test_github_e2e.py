@@ -3,13 +3,18 @@ Redis, real worker processes running the pipeline, real git, real bwrap and the 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.sandbox.launcher import PARKED_MARK
 from tests.e2e.conftest import INSTALLATION, MISSING_REPO, Stack
+from tests.intake.conftest import wait_for
 
 REPRO = "tests/test_empty_cart.py"
 CI_RUN = 9_100_001
@@ -427,3 +432,33 @@ def test_review_feedback_on_a_selfheal_pr_queues_a_revision(
     assert github["extra"]["revise_branch"] == pull.head
     assert github["extra"]["hint"].startswith("shop/cart.py:33: Please return 0")
     assert any("revise" in b.lower() for b in _bot_comments(stack, repo, pull.number))
+
+
+def test_workers_keep_no_parked_launcher_once_their_jobs_are_done(
+    stack: Stack, started: dict[str, str]
+) -> None:
+    # Each job runs its commands in a sandbox of its own; a worker that has run many jobs
+    # holds none of their parked launchers (nor their cgroups) afterwards.
+    for job in started.values():
+        stack.finished(job)
+    workers = {proc.pid for proc in stack.workers.alive()}
+    wait_for(lambda: not _parked_under(workers), 60, "the workers' parked launchers to go")
+
+
+def _parked_under(roots: set[int]) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), set(roots)
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    parked = set()
+    for pid in found:
+        with contextlib.suppress(OSError):
+            if PARKED_MARK.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                parked.add(pid)
+    return parked

@@ -3,6 +3,7 @@ is killed and reported with the limit that stopped it, and the worker stays heal
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import threading
@@ -72,6 +73,10 @@ def hostile(tmp_path: Path) -> Iterator[Workspace]:
 def _children() -> set[int]:
     """Live descendants of this test process (via /proc), not counting the launcher the
     sandbox keeps parked for its next command."""
+    return {pid for pid in _descendants() if not _parked(pid)}
+
+
+def _descendants() -> set[int]:
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -84,7 +89,7 @@ def _children() -> set[int]:
     while frontier:
         frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - mine
         mine |= frontier
-    return {pid for pid in mine if not _parked(pid)}
+    return mine
 
 
 def _parked(pid: int) -> bool:
@@ -206,6 +211,24 @@ def test_fork_bomb_is_stopped_by_the_process_limit(bwrap: Sandbox, hostile: Work
     assert result.limit_hit == "pids"
     assert result.exit_code != 0
     assert result.duration_s < 15
+
+
+def test_sandboxes_done_with_leave_no_parked_launcher(hostile: Workspace) -> None:
+    # A worker makes a sandbox per job: closed, or only dropped, none may keep its launcher.
+    def parked() -> set[int]:
+        return {pid for pid in _descendants() if _parked(pid)}
+
+    before = parked()
+    for close in (True, True, False, False):
+        sandbox = BwrapSandbox()
+        assert sandbox.run(["true"], workdir=hostile.path).ok
+        sandbox.settle()
+        assert parked() - before, "the next command's launcher is parked"
+        if close:
+            sandbox.close()
+        del sandbox
+        gc.collect()
+        assert parked() - before == set()
 
 
 def test_fork_bomb_is_stopped_without_a_cgroup_too(hostile: Workspace) -> None:
