@@ -6,14 +6,17 @@ the worker's view of the host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bot.sandbox import CommandResult, Limits, OutputCallback
+from bot.sandbox.bwrap import base_env
 from bot.sandbox.process import supervise
 
+HOME_NAME = ".selfheal-home"  # under the work tree; matches workspace.EXCLUDES' /.selfheal-*
 WARNING = "selfheal: warning: sandbox 'none' runs repository code without isolation\n"
 
 
@@ -36,16 +39,16 @@ class PlainSandbox:
     ) -> CommandResult:
         limits = limits or Limits()
         sys.stderr.write(WARNING)
-        base_env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(workdir),
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
+        # The other backends' environment, but the host's PATH, and a HOME inside the work
+        # tree that every patch leaves out (npm's logs, Go's caches land there).
+        home = workdir / HOME_NAME
+        with contextlib.suppress(OSError):  # a missing work tree fails below, by name
+            home.mkdir(exist_ok=True)
+        host = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
         return supervise(
             argv,
             shown_argv=argv,
-            env={**base_env, **(env or {})},
+            env={**base_env(workdir), **host, **(env or {})},
             cwd=workdir,
             limits=limits,
             on_output=on_output,

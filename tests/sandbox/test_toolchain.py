@@ -16,6 +16,8 @@ from bot.sandbox.docker import DockerSandbox
 from bot.sandbox.process import OutputBuffer
 from bot.settings import load_settings
 from bot.toolchain import detect
+from bot.workspace import WorkspaceManager
+from tests.support.gitrepo import make_repo
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:
@@ -189,6 +191,20 @@ def test_a_background_process_does_not_hold_the_command_open(tmp_path: Path) -> 
     result = plain.run(["sh", "-c", "sleep 30 & echo done"], workdir=tmp_path)
     assert result.ok and result.output == "done\n"
     assert result.duration_s < 10
+
+
+def test_what_a_command_under_none_writes_to_home_stays_out_of_the_patch(tmp_path: Path) -> None:
+    # npm's logs, Go's caches: tools write under $HOME; none of it may reach the patch.
+    source = make_repo(tmp_path / "src", {"app.py": "x = 1\n"})
+    manager = WorkspaceManager(tmp_path / "cache")
+    workspace = manager.checkout(str(source), None, "job-home")
+    plain = make_sandbox("none", allow_unsafe=True)
+    script = "mkdir -p $HOME/.npm/_logs && echo log > $HOME/.npm/_logs/debug.log && echo $HOME"
+    result = plain.run(["sh", "-c", script], workdir=workspace.path)
+    assert result.ok, result.output
+    assert Path(result.output.strip()).is_relative_to(workspace.path)
+    assert workspace.diff() == ""
+    assert workspace.git("status", "--porcelain") == ""
 
 
 def test_python_install_reads_requirements_pyproject_extras_and_setup_cfg(tmp_path: Path) -> None:
