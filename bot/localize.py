@@ -89,8 +89,8 @@ class Localization:
             return None
         shown = ", ".join(f.file for f in self.incident.in_app_frames[-3:])
         return (
-            f"no stack frame matches a file in the repository (frames: {shown}); "
-            "is this the right repository and commit?"
+            f"none of the incident's stack frames matches a file in the repository "
+            f"(frames: {shown}); check that the incident belongs to this repository and commit"
         )
 
     def context_text(self) -> str:

@@ -96,11 +96,8 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
         mark = time.monotonic()
         localization = localize(incident, workspace.path)
         timing["localize_s"] = time.monotonic() - mark
-        if incident.frames and not localization.matched_frames:
-            raise UsageError(
-                "none of the incident's stack frames matches a file in the repository; "
-                "check that the incident belongs to this repository and commit"
-            )
+        if localization.error is not None:
+            raise UsageError(localization.error)
 
         mark = time.monotonic()
         task = AgentTask(
