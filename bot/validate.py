@@ -236,12 +236,6 @@ def snapshot(ws: Workspace) -> str:
     return tree
 
 
-def restore_base(ws: Workspace) -> None:
-    # Not Workspace.reset(): that also removes ignored files (installed dependencies).
-    ws.git("reset", "-q", "--hard", ws.base_sha)
-    ws.git("clean", "-qfd")
-
-
 def apply_tree(ws: Workspace, tree: str, paths: Sequence[str] | None = None) -> None:
     """Make the work tree match `tree` (only `paths` when given; the rest stays at base)."""
     if paths is None:
@@ -293,7 +287,7 @@ def validate(
         test = None
     try:
         # Red: base code plus the patch's test files.
-        restore_base(workspace)
+        workspace.reset()
         apply_tree(workspace, tree, test_files)
         before = run_tests(sandbox, workspace.path, plan, (), limits)
         before_log = _log("suite on the base commit with the new tests", before)
@@ -311,12 +305,12 @@ def validate(
                 f"{', '.join(reruns)} -> {check.verdict}\n"
             )
         # Green: the full patch.
-        restore_base(workspace)
+        workspace.reset()
         apply_tree(workspace, tree)
         after = run_tests(sandbox, workspace.path, plan, (), limits)
         after_log = _log("suite with the patch", after)
     finally:
-        restore_base(workspace)
+        workspace.reset()
         apply_tree(workspace, tree)
     repro_after: Outcome | None = after.outcome_of(test) if test else None
     if test is None:

@@ -85,11 +85,10 @@ class Workspace:
         return self.git("rev-parse", "HEAD").strip()
 
     def reset(self) -> None:
-        """Back to the base commit, untracked files removed (the bot's own caches and the
-        linked dependencies stay)."""
+        """Back to the base commit, untracked files removed; ignored files stay (installed
+        dependencies, build output, the bot's own caches and the linked dependencies)."""
         self.git("reset", "-q", "--hard", self.base_sha)
-        keep = [arg for pattern in EXCLUDES for arg in ("-e", pattern)]
-        self.git("clean", "-qfdx", *keep)
+        self.git("clean", "-qfd")
 
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from bot.agent.team import AgentResult, AgentTask, run_team
 from bot.repo_config import BudgetConfig, RepoConfig
 from bot.sandbox import Limits
-from bot.validate import Candidate, apply_tree, rank_candidates, restore_base, snapshot, validate
+from bot.validate import Candidate, apply_tree, rank_candidates, snapshot, validate
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def run_candidates(
     ws = task.workspace
     runs: list[CandidateRun] = []
     for k in range(1, n + 1):
-        restore_base(ws)
+        ws.reset()
         path = task.trajectory_path
         if path is not None and k > 1:
             path = path.with_name(f"{path.stem}-{k}{path.suffix}")
@@ -53,6 +53,6 @@ def run_candidates(
         runs.append(CandidateRun(agent, Candidate(label, validation), snapshot(ws)))
     order = {id(c): i for i, c in enumerate(rank_candidates([r.candidate for r in runs]))}
     runs.sort(key=lambda r: order[id(r.candidate)])
-    restore_base(ws)
+    ws.reset()
     apply_tree(ws, runs[0].tree)
     return runs

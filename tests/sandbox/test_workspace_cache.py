@@ -97,7 +97,9 @@ def test_a_known_commit_skips_the_fetch_and_a_branch_fetches(tmp_path: Path) -> 
 
 
 def test_reset_drops_changes_but_keeps_the_bots_caches(tmp_path: Path) -> None:
-    source = make_repo(tmp_path / "src", {"app.py": "x = 1\n"})
+    # Between validation runs and candidates: what the repository ignores (an installed
+    # virtualenv) stays, so the next run does not install again.
+    source = make_repo(tmp_path / "src", {"app.py": "x = 1\n", ".gitignore": ".venv/\n"})
     manager = WorkspaceManager(tmp_path / "cache")
     ws = manager.checkout(str(source), None, "job")
     deps = tmp_path / "deps"
@@ -107,8 +109,11 @@ def test_reset_drops_changes_but_keeps_the_bots_caches(tmp_path: Path) -> None:
     (ws.path / "app.py").write_text("x = 2\n")
     (ws.path / "scratch.py").write_text("y = 1\n")
     (ws.path / "build").mkdir()
+    (ws.path / ".venv" / "bin").mkdir(parents=True)
+    (ws.path / ".venv" / "bin" / "python").write_text("")
     assert "scratch.py" in ws.diff() and "node_modules" not in ws.diff()
     ws.reset()
+    assert (ws.path / ".venv" / "bin" / "python").exists()
     assert (ws.path / "app.py").read_text() == "x = 1\n"
     assert not (ws.path / "scratch.py").exists() and not (ws.path / "build").exists()
     assert (ws.path / "node_modules").is_symlink() and (ws.path / ".selfheal-pycache").is_dir()
