@@ -160,7 +160,6 @@ class BwrapSandbox:
 
     def command(
         self,
-        argv: Sequence[str],
         *,
         workdir: Path,
         network: bool = False,
@@ -168,7 +167,8 @@ class BwrapSandbox:
         rw_paths: Sequence[Path] = (),
         tmp_mb: int | None = None,
     ) -> list[str]:
-        """The full bwrap argv for `argv` (the environment is given with --setenv)."""
+        """The bwrap options up to `--clearenv`; the caller adds `--setenv`s, `--` and the
+        command."""
         cmd = [
             self.bwrap,
             "--unshare-all",
@@ -248,7 +248,6 @@ class BwrapSandbox:
                 full_env[name] = proxy_url
             full_env["npm_config_proxy"] = full_env["npm_config_https_proxy"] = proxy_url
         cmd = self.command(
-            argv,
             workdir=workdir,
             network=network,
             ro_paths=ro_paths,

@@ -89,12 +89,10 @@ def rlimits(limits: Limits) -> list[tuple[int, int]]:
     return pairs
 
 
-def _preexec(limits: Limits, cgroup: Cgroup | None) -> Callable[[], None]:
+def _preexec(limits: Limits) -> Callable[[], None]:
     pairs = rlimits(limits)
 
     def apply() -> None:  # runs in the child between fork and exec
-        if cgroup is not None:
-            cgroup.join_self()
         for which, value in pairs:
             hard = resource.getrlimit(which)[1]
             if hard != resource.RLIM_INFINITY:
@@ -119,8 +117,6 @@ def supervise(
     cwd: Path,
     limits: Limits,
     on_output: OutputCallback | None,
-    cgroup: Cgroup | None = None,
-    pass_fds: Sequence[int] = (),
     parked: Parked | None = None,
     backend: str = "unknown",
 ) -> CommandResult:
@@ -131,6 +127,7 @@ def supervise(
     buffer = OutputBuffer(limits.output_bytes)
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     start = time.monotonic()
+    cgroup: Cgroup | None = None
     if parked is not None:
         cgroup = parked.cgroup
         cgroup.set_limits(limits.pids, limits.memory_mb)
@@ -146,8 +143,7 @@ def supervise(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_preexec(limits, cgroup),
-                pass_fds=tuple(pass_fds),
+                preexec_fn=_preexec(limits),
             )
     except OSError as exc:
         if cgroup is not None:
