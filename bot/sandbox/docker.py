@@ -15,9 +15,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bot.errors import SandboxError
-from bot.sandbox import CommandResult, Limits, OutputCallback
+from bot.sandbox import CommandResult, LimitName, Limits, OutputCallback
 from bot.sandbox.bwrap import SANDBOX_UID, base_env
 from bot.sandbox.process import supervise
+
+# The limits on which the supervisor kills the client itself (the others end the container).
+SUPERVISOR_STOPS: tuple[LimitName, ...] = ("timeout", "output", "pids")
 
 
 class DockerSandbox:
@@ -114,8 +117,9 @@ class DockerSandbox:
             ro_paths=ro_paths,
             rw_paths=rw_paths,
         )
+        result: CommandResult | None = None
         try:
-            return supervise(
+            result = supervise(
                 cmd,
                 shown_argv=argv,
                 env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
@@ -124,13 +128,17 @@ class DockerSandbox:
                 on_output=on_output,
                 backend=self.name,
             )
+            return result
         finally:
-            subprocess.run(
-                [self.docker, "kill", name],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                check=False,
-            )
+            # Killing the docker client leaves its container running: stop that by name.
+            # A command that ended by itself took its container (--rm) with it.
+            if result is None or result.limit_hit in SUPERVISOR_STOPS:
+                subprocess.run(
+                    [self.docker, "kill", name],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    check=False,
+                )
 
     def close(self) -> None:
         """Nothing is kept between commands."""

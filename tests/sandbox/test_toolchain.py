@@ -120,6 +120,27 @@ def test_docker_command_is_isolated_and_limited(tmp_path: Path) -> None:
     assert "none" not in with_net[with_net.index("--network") + 1]
 
 
+def test_docker_kills_the_container_only_when_the_supervisor_stopped_it(tmp_path: Path) -> None:
+    # A stand-in `docker` client: `run` runs the command (its last argument), `kill` is logged.
+    kills = tmp_path / "kills"
+    client = tmp_path / "docker"
+    client.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = kill ]; then echo "$2" >> {kills}; exit 0; fi\n'
+        'for last; do :; done\nexec sh -c "$last"\n'
+    )
+    client.chmod(0o755)
+    sandbox = DockerSandbox(docker=str(client))
+    done = sandbox.run(["sh", "-c", "echo ok"], workdir=tmp_path)
+    assert done.ok and done.output == "ok\n"
+    failed = sandbox.run(["sh", "-c", "exit 3"], workdir=tmp_path)
+    assert failed.exit_code == 3
+    assert not kills.exists(), "a command that ended by itself needs no docker kill"
+    slow = sandbox.run(["sh", "-c", "sleep 30"], workdir=tmp_path, limits=Limits(timeout_s=0.5))
+    assert slow.limit_hit == "timeout"
+    assert kills.read_text().startswith("selfheal-")
+
+
 def test_none_backend_needs_an_explicit_opt_in(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
