@@ -6,7 +6,7 @@ installed copy, e.g. `/app/src/...`, `site-packages/<pkg>/...`, or from build ou
 JavaScript/TypeScript), recent commits touching the frame's lines are listed as suspects
 (`git log -L`), and a short repo map is added. `Localization.context_text()` is the compact
 text the agent team starts from; `context_tokens` is its size estimate.
-May import: bot.incident, bot.agent.untrusted, bot.workspace.
+May import: bot.incident, bot.agent.untrusted, bot.testpaths, bot.workspace.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from bot.agent.untrusted import quote_untrusted
 from bot.incident import Frame, Incident
+from bot.testpaths import is_test_path
 from bot.workspace import run_git
 
 SOURCE_EXTS = (".py", ".ts", ".tsx", ".js", ".mjs", ".cjs", ".jsx")
@@ -128,16 +129,6 @@ def _clean(path: str) -> str:
     return re.sub(r"^(\./)+", "", path)
 
 
-def _is_test(path: str) -> bool:
-    name = PurePosixPath(path).name
-    return bool(
-        re.search(r"(^|/)(tests?|__tests__|spec)/", path)
-        or name.startswith("test_")
-        or re.search(r"(_test\.py|\.test\.[jt]sx?|\.spec\.[jt]sx?)$", name)
-        or name == "conftest.py"
-    )
-
-
 def _suffix_score(frame_parts: list[str], file_parts: list[str]) -> int:
     n = 0
     while (
@@ -200,7 +191,7 @@ def _match(frame: Frame, files: list[str], sources: dict[str, str]) -> tuple[str
         fn = frame.function.split(".")[-1].strip("<>")
         defined = [c for c in cands if re.search(rf"\b{re.escape(fn)}\b", sources.get(c, ""))]
         cands = defined or cands
-    cands.sort(key=lambda c: (_is_test(c), len(c), c))
+    cands.sort(key=lambda c: (is_test_path(c), len(c), c))
     return cands[0], how
 
 
@@ -401,7 +392,7 @@ def localize(incident: Incident, worktree: Path) -> Localization:
             MatchedFrame(frame, path, frame.line, symbol, _snippet(source, frame.line, symbol), how)
         )
         weight = (1.0 if frame.in_app else 0.5) / (1 + depth)
-        scores[path] = scores.get(path, 0.0) + weight * (0.5 if _is_test(path) else 1.0)
+        scores[path] = scores.get(path, 0.0) + weight * (0.5 if is_test_path(path) else 1.0)
 
     # Paths named in the title or message (e.g. a CI failure without a traceback).
     text = " ".join(x for x in (incident.title, incident.error_message) if x)

@@ -10,7 +10,7 @@
 
 The work tree ends with the full patch applied, as it was. Candidates are ranked by validation
 first and size second. May import: bot.evidence, bot.flake, bot.patch, bot.repo_config, bot.sandbox,
-bot.testrun, bot.toolchain, bot.workspace.
+bot.testpaths, bot.testrun, bot.toolchain, bot.workspace.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import cast
 
 from unidiff import PatchSet
@@ -29,6 +28,7 @@ from bot.flake import flake_check
 from bot.patch import Patch
 from bot.repo_config import PolicyConfig, RepoConfig
 from bot.sandbox import Limits, Sandbox
+from bot.testpaths import is_test_path
 from bot.testrun import TestRun, run_tests
 from bot.toolchain import TestPlan
 from bot.workspace import Workspace
@@ -51,17 +51,6 @@ class Validation:
     def logs(self) -> dict[str, str]:
         """Artifact file name -> text."""
         return {"test-before.log": self.before_log, "test-after.log": self.after_log}
-
-
-def is_test_path(path: str) -> bool:
-    """Test files by the usual conventions of pytest, unittest, jest/vitest/mocha and go."""
-    p = PurePosixPath(path)
-    return bool(
-        re.search(r"(^|/)(tests?|__tests__|spec|specs)/", path)
-        or p.name.startswith("test_")
-        or re.search(r"(_test\.(py|go)|\.(test|spec)\.[cm]?[jt]sx?)$", p.name)
-        or p.name == "conftest.py"
-    )
 
 
 # ------------------------------------------------------------------------------ anti-masking

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bot.incident import Frame, Incident
 from bot.localize import enclosing_symbol, localize
 from bot.workspace import Workspace
@@ -116,3 +118,18 @@ def test_frames_of_other_languages_still_map_to_files(tmp_path: Path) -> None:
     )
     loc = localize(incident, repo)
     assert loc.files == ("cmd/api/main.go",) and loc.matched_frames[0].symbol is None
+
+
+@pytest.mark.parametrize(
+    ("code", "test"),
+    [("pkg/cart/cart.go", "pkg/cart/cart_test.go"), ("src/cart.js", "specs/cart.js")],
+)
+def test_test_files_count_half_by_the_conventions_validation_uses(
+    tmp_path: Path, code: str, test: str
+) -> None:
+    # A failure raised inside a test helper: the code under test still ranks first (validation
+    # treats the same paths as tests when it splits a patch, see test_validate.py).
+    repo = make_repo(tmp_path / "r", {code: "x\n" * 20, test: "y\n" * 20})
+    frames = (Frame(code, 3, "total"), Frame(code, 7, "sum"), Frame(test, 5, "check"))
+    loc = localize(Incident(source="traceback", title="panic", frames=frames), repo)
+    assert loc.files == (code, test)

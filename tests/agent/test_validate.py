@@ -247,3 +247,17 @@ def test_candidates_rank_by_validation_then_size() -> None:
         [_cand("big-ok", True, 30), _cand("small-bad", False, 1), _cand("small-ok", True, 3)]
     )
     assert [c.label for c in ranked] == ["small-ok", "big-ok", "small-bad"]
+
+
+def test_go_tests_and_specs_folders_are_test_files(tmp_path: Path) -> None:
+    # The conventions localization ranks by (see test_localize.py).
+    tests = ("pkg/cart/cart_test.go", "specs/cart.js")
+    repo = make_repo(tmp_path / "r", {**{name: "x\n" for name in tests}, "pkg/cart/cart.go": "y\n"})
+    for name in (*tests, "pkg/cart/cart.go"):
+        (repo / name).unlink()
+    git(repo, "add", "-A")
+    diff = subprocess.run(
+        ["git", "-C", str(repo), "diff", "--cached"], capture_output=True, text=True
+    ).stdout
+    deleted = {f.file for f in anti_masking(diff) if f.kind == "deleted_test"}
+    assert deleted == set(tests)
