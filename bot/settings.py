@@ -7,6 +7,7 @@ reprs, errors, logs or `--help`. May import: bot.errors.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -102,6 +103,10 @@ class Settings(BaseSettings):
     # Hosts the install phase may reach (comma-separated; "*" = unfiltered network). Empty:
     # the public package registries (bot.sandbox.egress.DEFAULT_ALLOW).
     selfheal_egress_allow: str = ""
+    # Index options for the install phase's `uv pip install`, shell-split (a private index:
+    # "--index-url https://pypi.example.com/simple"; a wheelhouse: "--offline --no-index
+    # --find-links /srv/wheels", listed in SELFHEAL_SANDBOX_RO_PATHS). Empty: uv's defaults.
+    selfheal_uv_index_args: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Operating the bot: setup flow, dashboard, logs, doctor
     selfheal_public_url: str | None = None  # https://selfheal.example.com, used by /setup
@@ -147,6 +152,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [Path(p.strip()) for p in value.split(",") if p.strip()]
         return list(value or [])
+
+    @field_validator("selfheal_uv_index_args", mode="before")
+    @classmethod
+    def _shell_words(cls, value: Any) -> list[str]:
+        if isinstance(value, str):
+            try:
+                return shlex.split(value)
+            except ValueError as exc:
+                raise ValueError(f"not a valid shell-quoted list of arguments ({exc})") from None
+        return [str(v) for v in value or []]
 
     def private_key(self) -> str | None:
         """The App's private key, from GITHUB_PRIVATE_KEY or the file at GITHUB_PRIVATE_KEY_PATH."""

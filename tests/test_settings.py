@@ -15,8 +15,10 @@ def test_reads_every_documented_variable_and_parses_mappings() -> None:
             "SENTRY_PROJECT_REPOS": "acme/backend=acme/backend-api, acme/web=acme/web",
             "PAGERDUTY_SERVICE_REPOS": "PABC123=acme/backend-api",
             "REDIS_URL": "redis://example:6379/1",
+            "SELFHEAL_UV_INDEX_ARGS": "--index-url 'https://pypi.example.com/my simple'",
         }
     )
+    assert settings.selfheal_uv_index_args == ["--index-url", "https://pypi.example.com/my simple"]
     assert settings.github_app_id == 42
     assert settings.sentry_project_repos == {
         "acme/backend": "acme/backend-api",
@@ -35,6 +37,7 @@ def test_reads_every_documented_variable_and_parses_mappings() -> None:
             "SELFHEAL_SANDBOX: invalid value (expected 'bwrap', 'docker' or 'none')",
         ),
         ({"PAGERDUTY_SERVICE_REPOS": "PABC123"}, "PAGERDUTY_SERVICE_REPOS: invalid value"),
+        ({"SELFHEAL_UV_INDEX_ARGS": "--index-url 'open"}, "SELFHEAL_UV_INDEX_ARGS: invalid value"),
     ],
 )
 def test_invalid_value_names_the_variable(env: dict[str, str], message: str) -> None:
