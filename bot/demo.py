@@ -293,8 +293,11 @@ def write_demo(where: Path | None = None) -> DemoSample:
         "shop/app.py": APP,
         "tests/__init__.py": "",
         "tests/test_cart.py": TESTS,
-        # The sample runs its tests with the interpreter selfheal itself runs on (it has pytest).
-        ".github/selfheal.yml": f"test: {sys.executable} -m pytest -q -p no:cacheprovider\n",
+        # The sample has no dependencies: it runs its tests with the interpreter selfheal itself
+        # runs on (it has pytest), so the install phase has nothing to fetch (works offline).
+        ".github/selfheal.yml": (
+            f"setup: []\ntest: {sys.executable} -m pytest -q -p no:cacheprovider\n"
+        ),
         "README.md": "# shop-service\n\nA tiny checkout service used by `selfheal demo`.\n",
     }
     for name, content in files.items():

@@ -1,9 +1,10 @@
 """`heal()`: the stages of a fix job in order, reading like the data flow.
 
-workspace -> repo config -> test plan -> localization -> agent team -> patch -> validation ->
-policy -> artifacts -> delivery. Each stage returns a record that ends up in the report.
-May import: every stage module (workspace, sandbox, toolchain, localize, agent, validate,
-policy, report, delivery); nothing imports this module except the CLI and the job runner (bot/jobrun.py).
+workspace -> repo config -> test plan -> localization -> dependency environment -> agent team ->
+patch -> validation -> policy -> artifacts -> delivery. Each stage returns a record that ends up
+in the report; a failed install ends the job as a report saying why.
+May import: every stage module (workspace, sandbox, toolchain, environment, localize, agent,
+validate, policy, report, delivery); nothing imports this module except the CLI and the job runner (bot/jobrun.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import metrics
-from bot.errors import ConfigError, UsageError
+from bot.environment import EnvironmentBuilder
+from bot.errors import ConfigError, SandboxError, UsageError
 from bot.evidence import Evidence
 from bot.incident import Incident, branch_name
 from bot.patch import Patch
@@ -66,7 +68,7 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
     """Run the whole job and deliver its decision. Raises UsageError for bad input only."""
     from bot.agent.candidates import run_candidates
     from bot.agent.providers import make_models
-    from bot.agent.team import AgentTask, run_team
+    from bot.agent.team import AgentResult, AgentTask, run_team
     from bot.localize import localize
     from bot.validate import validate
 
@@ -100,6 +102,25 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
             raise UsageError(localization.error)
 
         mark = time.monotonic()
+        environment: dict[str, Any] = {}
+        install_error: str | None = None
+        # The sandbox already mounts SELFHEAL_SANDBOX_RO_PATHS (a wheelhouse, toolchains).
+        builder = EnvironmentBuilder(
+            settings.selfheal_cache_dir,
+            request.sandbox,
+            uv_index_args=settings.selfheal_uv_index_args,
+        )
+        try:
+            prepared = builder.prepare(workspace.path, plan, request.source)
+        except SandboxError as exc:
+            install_error = f"installing the repository's dependencies failed: {exc}"
+            environment["error"] = install_error
+        else:
+            plan = prepared.plan
+            environment["warm"] = prepared.warm
+        timing["environment_s"] = time.monotonic() - mark
+
+        mark = time.monotonic()
         task = AgentTask(
             incident=incident,
             workspace=workspace,
@@ -114,7 +135,9 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
             repo=request.source,
         )
         validation: Validation | None = None
-        if config.candidates > 1:
+        if install_error is not None:
+            agent = AgentResult(status="error", message=install_error)
+        elif config.candidates > 1:
             best = run_candidates(task, config)[0]
             agent, validation = best.agent, best.candidate.validation
         else:
@@ -160,6 +183,7 @@ def heal(request: FixRequest, deliver: Deliver) -> Report:
                 "context_tokens": localization.context_tokens,
             },
             timing=timing,
+            environment=environment,
         )
         write_artifacts(report, out, logs)
         if decision.action != Action.REPORT:

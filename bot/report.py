@@ -44,6 +44,7 @@ class Report:
     by_role: dict[str, RoleUsage] = field(default_factory=dict)
     localization: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)  # warm, or the install error
     delivery: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,6 +91,7 @@ class Report:
             },
             "localization": self.localization,
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
+            "environment": self.environment,
             "delivery": self.delivery,
         }
 

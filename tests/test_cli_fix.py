@@ -209,3 +209,54 @@ def test_demo_prints_the_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "+    if count == 0:" in out
     assert "Decision   pr (would have merged" in out
     assert "Artifacts" in out
+
+
+INI_TEST = """import iniconfig
+
+
+def test_reads_the_shop_settings(tmp_path):
+    path = tmp_path / "shop.ini"
+    path.write_text("[checkout]\\ncurrency = EUR\\n")
+    assert iniconfig.IniConfig(path)["checkout"]["currency"] == "EUR"
+"""
+
+
+def _with_requirements(sample: DemoSample, requirements: str) -> None:
+    """The sample as a project with dependencies: tested by detection, not on this interpreter."""
+    (sample.repo / ".github" / "selfheal.yml").write_text("version: 1\n")
+    (sample.repo / "requirements.txt").write_text(requirements)
+    (sample.repo / "tests" / "test_settings.py").write_text(INI_TEST)
+    git(sample.repo, "add", "-A")
+    git(sample.repo, "commit", "-qm", "read the shop settings with iniconfig")
+
+
+def test_dependencies_are_installed_once_and_reused(
+    sample: DemoSample, offline_index: None, tmp_path: Path
+) -> None:
+    _with_requirements(sample, "iniconfig\n")
+    code, out, _ = _fix(sample, "--json")
+    doc = json.loads(out)
+    assert code == 0, doc["decision"]
+    # The suite ran in the installed environment: pytest and iniconfig came from the wheels.
+    suite = doc["evidence"]["suite"]
+    assert (suite["before"]["passed"], suite["after"]["passed"]) == (4, 6)
+    assert doc["environment"] == {"warm": False} and doc["timing"]["environment_s"] > 0
+
+    code, out, _ = _fix(sample, "--json")
+    again = json.loads(out)
+    assert code == 0 and again["environment"] == {"warm": True}
+    assert again["evidence"]["suite"]["after"]["passed"] == 6
+    assert len(list((tmp_path / "cache" / "envs").glob("py-*/"))) == 1
+
+
+def test_failed_install_ends_as_report_saying_why(sample: DemoSample, offline_index: None) -> None:
+    _with_requirements(sample, "no-such-package-for-selfheal\n")
+    before = _state(sample.repo)
+    code, out, _ = _fix(sample, "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["decision"]["action"] == "report" and doc["branch"] is None
+    failed = {r["rule"]: r["detail"] for r in doc["decision"]["reasons"] if r["verdict"] == "fail"}
+    assert "installing the repository's dependencies failed" in failed["job_completed"]
+    assert "no-such-package-for-selfheal" in doc["environment"]["error"]
+    assert doc["cost"]["input_tokens"] == 0
+    assert _state(sample.repo) == before

@@ -27,7 +27,8 @@ from bot.sandbox.bwrap import BwrapSandbox, base_env
 from bot.testrun import TestRun, run_tests
 from bot.toolchain import detect
 from bot.workspace import WorkspaceManager
-from tests.sandbox.conftest import FIXTURES, OFFLINE_UV, WHEELS, repo_from_archive
+from tests.conftest import OFFLINE_UV, WHEELS
+from tests.sandbox.conftest import FIXTURES, repo_from_archive
 from tests.support.gitrepo import git
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

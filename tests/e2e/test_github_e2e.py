@@ -267,7 +267,7 @@ def test_invalid_config_on_an_alert_is_explained_in_a_check_run(stack: Stack) ->
     (check,) = [c for c in fake.check_runs if c["name"] == "selfheal"]
     assert check["head_sha"] == fake.sha("main") and check["conclusion"] == "action_required"
     assert "policy.auto_merge" in check["output"]["summary"]
-    assert "line 3" in check["output"]["summary"]
+    assert "line 4" in check["output"]["summary"]  # the demo's setup, test, then policy
 
 
 def send_ci_failure(stack: Stack) -> str:

@@ -11,11 +11,10 @@ import pytest
 from bot.environment import EnvironmentBuilder
 from bot.sandbox import Sandbox
 from bot.sandbox.bwrap import BwrapSandbox
+from tests.conftest import OFFLINE_UV, WHEELS
 from tests.support.gitrepo import make_repo
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-WHEELS = FIXTURES / "wheels"
-OFFLINE_UV = ("--offline", "--no-index", "--find-links", str(WHEELS))
 
 
 def repo_from_archive(archive: Path, dest: Path, extra: dict[str, str] | None = None) -> Path:

@@ -130,7 +130,7 @@ class _SimpleIndex(http.server.BaseHTTPRequestHandler):
         self._serve(head=False)
 
     def _serve(self, head: bool) -> None:
-        from tests.sandbox.conftest import WHEELS
+        from tests.conftest import WHEELS
 
         parts = [p for p in self.path.split("/") if p]
         if len(parts) == 2 and parts[0] == "simple":
