@@ -61,22 +61,7 @@ def configure_logging(
     chosen: LogFormat = fmt or (settings.selfheal_log_format if settings else "auto")
     level_name = level or (settings.selfheal_log_level if settings else "INFO")
     if settings is not None:
-        add_known_secrets(
-            secret.get_secret_value()
-            for secret in (
-                settings.github_webhook_secret,
-                settings.github_private_key,
-                settings.github_client_secret,
-                settings.sentry_client_secret,
-                settings.sentry_auth_token,
-                settings.pagerduty_webhook_secret,
-                settings.pagerduty_api_token,
-                settings.openai_api_key,
-                settings.anthropic_api_key,
-                settings.selfheal_admin_token,
-            )
-            if secret is not None
-        )
+        add_known_secrets(settings.secret_values())
     as_json = _wants_json(chosen, out)
     renderer: Processor = (
         structlog.processors.JSONRenderer()

@@ -177,6 +177,15 @@ class Settings(BaseSettings):
                 ) from exc
         return None
 
+    def secret_values(self) -> list[str]:
+        """Every configured secret's value (each SecretStr field that is set and not empty)."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [
+            value.get_secret_value()
+            for value in values
+            if isinstance(value, SecretStr) and value.get_secret_value()
+        ]
+
     def models(self) -> dict[str, str]:
         """Role -> provider:model, defaults overridden by SELFHEAL_MODELS."""
         return {**DEFAULT_MODELS, **self.selfheal_models}

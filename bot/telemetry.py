@@ -19,21 +19,6 @@ from bot import __version__
 from bot.redact import add_known_secrets, redact
 from bot.settings import Settings
 
-EXTRA_DENYLIST = [
-    "installation_token",
-    "access_token",
-    "webhook_secret",
-    "client_secret",
-    "private_key",
-    "pem",
-    "jwt",
-    "signature",
-    "api_key",
-    "openai_api_key",
-    "anthropic_api_key",
-    "sentry_dsn",
-]
-
 
 def scrub_event(event: Any, hint: Any = None) -> Any:
     """before_send: the whole event (frames' vars, breadcrumbs, messages, extra) redacted."""
@@ -45,19 +30,9 @@ def scrub_breadcrumb(crumb: Any, hint: Any = None) -> Any:
     return redact(crumb)
 
 
-def settings_secrets(settings: Settings) -> list[str]:
-    """Every configured secret value, to be redacted by value wherever it appears."""
-    values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if hasattr(value, "get_secret_value"):
-            values.append(value.get_secret_value())
-    return values
-
-
 def init_telemetry(settings: Settings, component: str = "web") -> bool:
     """Start sentry-sdk when SENTRY_DSN is set; returns whether it is on."""
-    add_known_secrets(settings_secrets(settings))
+    add_known_secrets(settings.secret_values())
     if settings.sentry_dsn is None or not settings.sentry_dsn.get_secret_value().strip():
         return False
     sentry_sdk.init(
@@ -66,10 +41,11 @@ def init_telemetry(settings: Settings, component: str = "web") -> bool:
         environment=settings.selfheal_environment,
         server_name=component,
         send_default_pii=False,
-        # Local variables help debugging; each one passes the denylist and the redactor.
+        # Local variables help debugging; each one passes sentry's denylist and the redactor
+        # (which also blanks every key bot.redact.is_secret_key names).
         include_local_variables=True,
         max_request_body_size="never",
-        event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *EXTRA_DENYLIST], recursive=True),
+        event_scrubber=EventScrubber(denylist=DEFAULT_DENYLIST, recursive=True),
         before_send=scrub_event,
         before_send_transaction=scrub_event,
         before_breadcrumb=scrub_breadcrumb,

@@ -185,17 +185,6 @@ class AgentResult:
         return "\n".join(rows)
 
 
-def _secret_values(settings: Settings | None) -> list[str]:
-    if settings is None:
-        return []
-    values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if hasattr(value, "get_secret_value"):
-            values.append(str(value.get_secret_value()))
-    return values
-
-
 def resolve_model(
     spec: ChatModel | str, settings: Settings, role: str, scripts: ScriptCache | None = None
 ) -> ChatModel:
@@ -211,7 +200,7 @@ class _Job:
     def __init__(self, task: AgentTask) -> None:
         self.task = task
         self.settings = task.settings or load_settings({})
-        self.redact = Redactor(_secret_values(task.settings))
+        self.redact = Redactor(self.settings.secret_values())
         self.budget = Budget(task.budget)
         self.log = TrajectoryWriter(task.trajectory_path) if task.trajectory_path else None
         self.scripts = ScriptCache()

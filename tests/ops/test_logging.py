@@ -88,6 +88,17 @@ def test_secrets_never_reach_the_log(stream: io.StringIO) -> None:
     assert "push failed: [Redacted]" in json.dumps(records[3]["exception"])
 
 
+def test_every_configured_secret_is_redacted_by_value(stream: io.StringIO) -> None:
+    # Neither value has a credential's shape: only the settings can say they are secret.
+    key, dsn = "gateway-key-7f3a9c2e", "https://4d1e5b8a90c2@o17.ingest.example.io/42"
+    settings = load_settings(environ={"OPENAI_COMPATIBLE_API_KEY": key, "SENTRY_DSN": dsn})
+    configure_logging(settings, fmt="json", stream=stream)
+    get_logger("bot.agent").info(f"calling gateway with {key}", reporting_to=dsn)
+    text = stream.getvalue()
+    assert key not in text and "4d1e5b8a90c2" not in text
+    assert lines(stream)[0]["event"] == "calling gateway with [Redacted]"
+
+
 def test_console_format_is_readable_not_json() -> None:
     out = io.StringIO()
     configure_logging(fmt="console", stream=out)
