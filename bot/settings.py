@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bot.errors import SettingsError
 
@@ -30,7 +35,7 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 
 
-def _parse_mapping(value: Any, name: str) -> dict[str, str]:
+def _parse_mapping(value: Any) -> dict[str, str]:
     """Parse `a=b,c=d` (or a dict) into a mapping; used by the *_REPOS variables."""
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items()}
@@ -139,12 +144,25 @@ class Settings(BaseSettings):
     selfheal_redeliver_interval_seconds: Annotated[int, Field(ge=0)] = 600
     # --- end intake ---
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Values given to the constructor, then the `.env` file; never os.environ directly:
+        # load_settings passes the environment it was given, so a mapping is the whole input.
+        return init_settings, dotenv_settings
+
     @field_validator(
         "sentry_project_repos", "pagerduty_service_repos", "selfheal_models", mode="before"
     )
     @classmethod
     def _mapping(cls, value: Any) -> dict[str, str]:
-        return _parse_mapping(value, "")
+        return _parse_mapping(value)
 
     @field_validator("selfheal_sandbox_ro_paths", mode="before")
     @classmethod
@@ -236,7 +254,8 @@ def load_settings(
     """
     env = dict(os.environ if environ is None else environ)
     try:
-        # pydantic-settings reads os.environ itself; pass values explicitly so tests stay hermetic.
+        # Settings reads no environment itself (settings_customise_sources): these values rank
+        # above the `.env` file, which is read only when no mapping is given.
         fields = Settings.model_fields
         values: dict[str, Any] = {n: env[n.upper()] for n in fields if n.upper() in env}
         if environ is not None:

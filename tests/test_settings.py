@@ -63,13 +63,27 @@ def test_private_key_from_path_and_unreadable_path(tmp_path: Path) -> None:
         load_settings({"GITHUB_PRIVATE_KEY_PATH": str(tmp_path / "missing.pem")}).private_key()
 
 
+def test_a_given_mapping_is_the_whole_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELFHEAL_SANDBOX", "bogus")
+    monkeypatch.setenv("GITHUB_APP_ID", "99")
+    settings = load_settings({})
+    assert settings.selfheal_sandbox == "bwrap"
+    assert settings.github_app_id is None
+    with pytest.raises(SettingsError, match="SELFHEAL_SANDBOX"):
+        load_settings()
+
+
 def test_env_file_is_read_when_no_mapping_is_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / ".env").write_text("GITHUB_APP_ID=7\nSENTRY_PROJECT_REPOS=a/b=c/d\n")
+    (tmp_path / ".env").write_text(
+        "GITHUB_APP_ID=7\nSENTRY_PROJECT_REPOS=a/b=c/d\nSELFHEAL_SANDBOX=docker\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GITHUB_APP_ID", raising=False)
     monkeypatch.delenv("SENTRY_PROJECT_REPOS", raising=False)
+    monkeypatch.setenv("SELFHEAL_SANDBOX", "none")
     settings = load_settings()
     assert settings.github_app_id == 7
     assert settings.sentry_project_repos == {"a/b": "c/d"}
+    assert settings.selfheal_sandbox == "none"  # the process environment outranks `.env`
