@@ -50,7 +50,7 @@ def run_fix(
     settings = load_settings()
     target = inspect_repo(path)
     incident = read_incident(incident_file, project_repos=settings.sentry_project_repos)
-    sandbox = sandbox or make_sandbox(settings, ro_paths=tuple(settings.selfheal_sandbox_ro_paths))
+    sandbox = sandbox or make_sandbox(settings)
 
     def deliver(
         workspace: Workspace, branch: str, decision: Decision, report: Report

@@ -302,7 +302,7 @@ class JobRunner:
                 self.store.remember_pull(target.repo, result.pr_number, self.request.job_id)
             return {**result.to_dict(), "branch": branch}
 
-        sandbox = make_sandbox(settings, ro_paths=tuple(settings.selfheal_sandbox_ro_paths))
+        sandbox = make_sandbox(settings)
         request = FixRequest(
             source=target.clone_url,
             incident=incident,

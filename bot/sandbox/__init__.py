@@ -81,11 +81,13 @@ def make_sandbox(
     backend: str | Settings = "bwrap",
     *,
     allow_unsafe: bool = False,
-    ro_paths: Sequence[Path] = (),
+    ro_paths: Sequence[Path] | None = None,
     docker_image: str | None = None,
     egress_allow: Sequence[str] | None = None,
 ) -> Sandbox:
     """The sandbox for a backend name, or for the settings' `SELFHEAL_SANDBOX` (default bwrap).
+
+    Given settings, the image, read-only paths and egress list not passed come from them too.
 
     `none` runs repository code on the host: it needs `allow_unsafe=True` or the setting
     `SELFHEAL_SANDBOX=none` (the operator's explicit choice), and warns on every command.
@@ -97,6 +99,8 @@ def make_sandbox(
         backend = settings.selfheal_sandbox
         allow_unsafe = allow_unsafe or backend == "none"
         docker_image = docker_image or settings.selfheal_docker_image
+        if ro_paths is None:
+            ro_paths = settings.selfheal_sandbox_ro_paths
         if egress_allow is None:
             from bot.sandbox.egress import parse_allow_list
 
@@ -113,7 +117,7 @@ def make_sandbox(
     if backend == "bwrap":
         from bot.sandbox.bwrap import BwrapSandbox
 
-        return BwrapSandbox(ro_paths=ro_paths, egress_allow=egress_allow)
+        return BwrapSandbox(ro_paths=ro_paths or (), egress_allow=egress_allow)
     if backend == "docker":
         from bot.sandbox.docker import DockerSandbox
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,13 +161,14 @@ def test_output_buffer_keeps_head_and_tail() -> None:
     assert buffer.text().startswith("HEAD-") and buffer.text().endswith("-TAIL")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", "sandbox", "run", *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=Path(__file__).resolve().parents[2],
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -181,6 +183,19 @@ def test_cli_exit_codes_and_limit_names(tmp_path: Path) -> None:
     assert offline.returncode == 1 and "gaierror" in offline.stdout
     bad = _cli(str(tmp_path / "missing"), "--", "true")
     assert bad.returncode == 2 and "not a directory" in bad.stderr
+
+
+def test_cli_sees_the_configured_read_only_paths(tmp_path: Path) -> None:
+    toolchain = tmp_path / "toolchain"
+    toolchain.mkdir()
+    (toolchain / "VERSION").write_text("toolchain 1.2\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"SELFHEAL_SANDBOX": "bwrap", "SELFHEAL_SANDBOX_RO_PATHS": str(toolchain)}
+    done = _cli(str(work), "--", "cat", str(toolchain / "VERSION"), env=env)
+    assert (done.returncode, done.stdout) == (0, "toolchain 1.2\n"), done.stderr
+    wrote = _cli(str(work), "--", "sh", "-c", f"echo x > {toolchain}/new", env=env)
+    assert wrote.returncode != 0 and not (toolchain / "new").exists()
 
 
 def test_jest_json_results_are_read() -> None:
