@@ -165,7 +165,9 @@ def test_sigkilled_worker_job_finishes_once_within_30s(
     # start (bytecode compiled, SDKs imported) can otherwise eat the 30 s.
     wait_for(lambda: workers.logs().count("worker.started") >= 2, 60, "both workers to start")
     job = _queue(app_client, "sleeper", "301")  # sleeps 4 s
-    wait_for(lambda: _state(store, job) == "running", 20, "the job to start")
+    # Killed mid-run: once the handler has recorded its run, not merely once the job is
+    # claimed (a kill between claim and handler would leave attempt 1 unrecorded).
+    wait_for(lambda: len(_runs(rdb)) == 1, 20, "the job's handler to start")
     holder_id = (rdb.hget(f"selfheal:job:{job}", "worker") or b"").decode()
     holder = first if f":{first.pid}:" in holder_id else second
     os.kill(holder.pid, signal.SIGKILL)
